@@ -1,0 +1,1 @@
+"""Ichimai bridge: card reader relay and pure card knowledge."""
