@@ -178,9 +178,8 @@ def read_certificate(
         raise CardStatusError("certificate too long", sw=SW.OK, code=Code.CERTIFICATE_UNREADABLE)
     if len(data) < total:
         # Only when the certificate is longer than the first batch read (rare).
-        more = yield [Step(select_jpki(profile)), Step(select_ef(fid))] + _read_ef_batch(
-            len(data), total
-        )
+        rest = _read_ef_batch(len(data), total)
+        more = yield [Step(select_jpki(profile)), Step(select_ef(fid)), *rest]
         _check_select(more, 0)
         _check_select(more, 1)
         for r in more[2:]:
@@ -287,9 +286,7 @@ def _signature_from(response: Response, profile: CardProfile) -> bytes:
     return response.data
 
 
-def sign_digest_info(
-    digest_info: bytes, profile: CardProfile = MYNUMBER_2015
-) -> Operation[bytes]:
+def sign_digest_info(digest_info: bytes, profile: CardProfile = MYNUMBER_2015) -> Operation[bytes]:
     """Sign a DigestInfo with the user-authentication key (PIN must be verified)."""
     if not digest_info.startswith(SHA256_DIGEST_INFO_PREFIX) or len(digest_info) != 51:
         raise ValueError("expected a SHA-256 DigestInfo of 51 bytes")
