@@ -30,7 +30,6 @@ from .transport import Batch, Operation, Step
 
 SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 READ_CHUNK = 256
-EOF_SW: frozenset[int] = frozenset({SW.OK, SW.WRONG_P1P2})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +136,13 @@ def der_total_length(head: bytes) -> int:
 
 
 def _read_ef_batch(offset: int, end: int) -> list[Step]:
-    """READ BINARY steps covering [offset, end); reading past the EF stops the batch."""
+    """READ BINARY steps covering [offset, end).
+
+    Each step proceeds on 9000 only: a read past the end of the EF answers 6B00, which
+    stops the batch there (the 6B00 response still comes back and ends the read).
+    """
     return [
-        Step(read_binary(pos, min(READ_CHUNK, end - pos)), EOF_SW)
+        Step(read_binary(pos, min(READ_CHUNK, end - pos)))
         for pos in range(offset, end, READ_CHUNK)
     ]
 
