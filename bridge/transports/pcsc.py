@@ -1,0 +1,245 @@
+"""PC/SC transport over pyscard: a card in a real reader, or in a vpcd virtual reader.
+
+Talks to pcscd (or WinSCard) through pyscard's thin `smartcard.scard` layer, so every
+failure arrives as a PC/SC return code and maps to one `bridge.errors.Code`. A batch
+runs inside one PC/SC transaction, so no other application's APDUs can slip in between
+a VERIFY and the signature it unlocks. Closing resets the card: a verified PIN must not
+outlive our session for whichever application connects next.
+
+Never logs APDU data: a VERIFY carries the PIN.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from smartcard import scard
+
+from ..apdu import Command, Response, parse_response
+from ..errors import Code, TransportError
+from ..transport import Batch, run_batch
+
+log = logging.getLogger(__name__)
+
+# No card in the reader (at connect), or taken out (later).
+_CARD_GONE = frozenset({scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_REMOVED_CARD})
+# The reader is gone or was never there. Windows stops the smart-card service when the
+# last reader is unplugged, so "no service" is "no reader" there.
+_READER_GONE = frozenset(
+    {
+        scard.SCARD_E_UNKNOWN_READER,
+        scard.SCARD_E_READER_UNAVAILABLE,
+        scard.SCARD_E_NO_READERS_AVAILABLE,
+        scard.SCARD_E_NO_SERVICE,
+        scard.SCARD_E_SERVICE_STOPPED,
+    }
+)
+# ISO 7816-3 T=0 procedure bytes a transport must handle itself (12.2.4, 12.2.5).
+_SW1_MORE_DATA = 0x61
+_SW1_WRONG_LE = 0x6C
+# Bound on GET RESPONSE rounds: 64 x 256 bytes covers any JPKI answer many times over.
+_MAX_GET_RESPONSE = 64
+
+
+def _error(hresult: int, doing: str, *, gone: Code = Code.NO_CARD) -> TransportError:
+    """A TransportError for a PC/SC return code; `gone` is the code for card-absent."""
+    message = f"{doing}: {scard.SCardGetErrorMessage(hresult)} (0x{hresult & 0xFFFFFFFF:08X})"
+    if hresult in _CARD_GONE:
+        return TransportError(message, code=gone)
+    if hresult in _READER_GONE:
+        return TransportError(message, code=Code.READER_MISSING)
+    if hresult == scard.SCARD_E_TIMEOUT:
+        return TransportError(message, code=Code.TIMEOUT)
+    return TransportError(message, code=Code.TRANSPORT)
+
+
+class PcscContext:
+    """A PC/SC resource-manager context (SCardEstablishContext); a context manager."""
+
+    def __init__(self) -> None:
+        hresult, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise _error(hresult, "connecting to the PC/SC service")
+
+    def __enter__(self) -> PcscContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Release the context (idempotent)."""
+        if self.handle is not None:
+            scard.SCardReleaseContext(self.handle)
+            self.handle = None
+
+    def readers(self) -> list[str]:
+        """Names of the connected readers; empty when there are none."""
+        hresult, names = scard.SCardListReaders(self.handle, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise _error(hresult, "listing readers")
+        return list(names)
+
+    def card_present(self, reader: str) -> bool:
+        """Is there a card in `reader`? (READER_MISSING if no such reader.)"""
+        hresult, states = scard.SCardGetStatusChange(
+            self.handle, 0, [(reader, scard.SCARD_STATE_UNAWARE)]
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise _error(hresult, f"reading the state of {reader!r}")
+        return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
+
+
+def list_readers() -> list[str]:
+    """Names of the readers PC/SC knows; empty when there are none or no service."""
+    try:
+        with PcscContext() as ctx:
+            return ctx.readers()
+    except TransportError as exc:
+        if exc.code == Code.READER_MISSING:
+            return []
+        raise
+
+
+def pick_reader(ctx: PcscContext, wanted: str | None) -> str:
+    """The first reader whose name contains `wanted`, else the first one holding a card."""
+    names = ctx.readers()
+    if not names:
+        raise TransportError("no card reader connected", code=Code.READER_MISSING)
+    if wanted is not None:
+        for name in names:
+            if wanted in name:
+                return name
+        raise TransportError(f"no reader matching {wanted!r}", code=Code.READER_MISSING)
+    for name in names:
+        if ctx.card_present(name):
+            return name
+    raise TransportError("no card in any reader", code=Code.NO_CARD)
+
+
+class PcscTransport:
+    """`bridge.transport.Transport` over PC/SC; connects lazily, one card at a time."""
+
+    def __init__(self, reader: str | None = None, *, reset_on_close: bool = True) -> None:
+        self.wanted = reader
+        self.reset_on_close = reset_on_close
+        self.reader: str | None = None
+        self._ctx: PcscContext | None = None
+        self._card: int | None = None
+        self._pci = scard.SCARD_PCI_T1
+
+    def __enter__(self) -> PcscTransport:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while a card handle is open."""
+        return self._card is not None
+
+    def connect(self) -> None:
+        """Open the reader and the card (T=1 preferred, else T=0 or T=1); idempotent."""
+        if self._card is not None:
+            return
+        if self._ctx is None:
+            self._ctx = PcscContext()
+        try:
+            self.reader = pick_reader(self._ctx, self.wanted)
+            self._card, self._pci = self._connect_card(self.reader)
+        except TransportError:
+            self.close()
+            raise
+        log.debug("connected to a card in %r", self.reader)
+
+    def _connect_card(self, reader: str) -> tuple[int, int]:
+        assert self._ctx is not None  # noqa: S101 - set by connect()
+        hresult, card, protocol = 0, 0, 0
+        for wanted in (scard.SCARD_PROTOCOL_T1, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1):
+            hresult, card, protocol = scard.SCardConnect(
+                self._ctx.handle, reader, scard.SCARD_SHARE_SHARED, wanted
+            )
+            if hresult != scard.SCARD_E_PROTO_MISMATCH:
+                break
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise _error(hresult, f"connecting to the card in {reader!r}")
+        pci = scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+        return card, pci
+
+    def close(self) -> None:
+        """Disconnect (resetting the card unless told not to) and release the context."""
+        card, self._card = self._card, None
+        if card is not None:
+            how = scard.SCARD_RESET_CARD if self.reset_on_close else scard.SCARD_LEAVE_CARD
+            scard.SCardDisconnect(card, how)
+        if self._ctx is not None:
+            self._ctx.release()
+            self._ctx = None
+
+    def transmit(self, batch: Batch) -> list[Response]:
+        """Send a batch inside one PC/SC transaction (see `bridge.transport.Transport`)."""
+        self.connect()
+        assert self._card is not None  # noqa: S101 - set by connect()
+        hresult = scard.SCardBeginTransaction(self._card)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise self._lost(hresult, "starting a transaction")
+        try:
+            return run_batch(self._send_one, batch)
+        finally:
+            if self._card is not None:
+                scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
+
+    def _send_one(self, command: Command) -> Response:
+        """One command, with the T=0 procedure: 6Cxx re-send once, 61xx GET RESPONSE."""
+        response = parse_response(self._transmit_raw(command))
+        if response.sw >> 8 == _SW1_WRONG_LE and (command.le is not None or not command.data):
+            le = response.sw & 0xFF or 256
+            retry = Command(command.cla, command.ins, command.p1, command.p2, command.data, le)
+            response = parse_response(self._transmit_raw(retry))
+        data = bytearray(response.data)
+        rounds = 0
+        while response.sw >> 8 == _SW1_MORE_DATA and rounds < _MAX_GET_RESPONSE:
+            rounds += 1
+            get = Command(0x00, 0xC0, 0x00, 0x00, le=response.sw & 0xFF or 256)
+            response = parse_response(self._transmit_raw(get))
+            data += response.data
+        return Response(bytes(data), response.sw)
+
+    def _transmit_raw(self, command: Command) -> bytes:
+        assert self._card is not None  # noqa: S101 - set by connect()
+        hresult, raw = scard.SCardTransmit(self._card, self._pci, list(command.encode()))
+        if hresult != scard.SCARD_S_SUCCESS:
+            # Command's repr shows the header and lengths only, never the data.
+            raise self._lost(hresult, f"sending {command!r}")
+        if len(raw) < 2:
+            self.close()
+            raise TransportError(f"no status word in the answer to {command!r}")
+        return bytes(raw)
+
+    def _lost(self, hresult: int, doing: str) -> TransportError:
+        """Map a failure on an open card; drop the handle so the next batch reconnects."""
+        error = _error(hresult, doing, gone=Code.CARD_REMOVED)
+        if error.code == Code.TRANSPORT and self._card_absent():
+            # vpcd and some drivers report a vanished card as a failed transfer first.
+            error = TransportError(str(error), code=Code.CARD_REMOVED)
+        self.close()
+        return error
+
+    def _card_absent(self) -> bool:
+        """After a failed transfer: is the card gone from the reader?"""
+        if self._ctx is None or self.reader is None:
+            return False
+        try:
+            return not self._ctx.card_present(self.reader)
+        except TransportError:
+            return True
