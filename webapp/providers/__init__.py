@@ -1,0 +1,1 @@
+"""Service providers: libraries (by ISIL), museums, sports facilities, bike parks..."""

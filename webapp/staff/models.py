@@ -1,0 +1,39 @@
+"""Staff accounts (職員アカウント): platform admins, provider admins and counter staff."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base
+from ..providers.models import Provider  # noqa: F401  (the providers table must be known)
+
+
+class Role(enum.StrEnum):
+    """What a staff account may do."""
+
+    PLATFORM_ADMIN = "platform_admin"  # プラットフォーム管理者: every provider and account
+    PROVIDER_ADMIN = "provider_admin"  # 施設管理者: their own provider's settings and staff
+    COUNTER_STAFF = "counter_staff"  # 窓口職員: the counter pages of their provider
+
+
+class StaffUser(Base):
+    """A staff login; the password is kept only as an argon2id hash."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(24))
+    # None only for platform admins.
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on a password change or deactivation: sessions carrying an older value end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
