@@ -1,0 +1,75 @@
+"""Fixtures for the bus tests: every contract test runs on both implementations."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from webapp.bus import Bus, InProcessBus
+
+REDIS_URL = os.environ.get("ICHIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    """True when the test Redis answers PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+def require_redis() -> None:
+    """Skip without Redis, except on CI (CI=true), where a missing Redis is a failure."""
+    if not redis_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis not reachable at {REDIS_URL} on CI")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+
+
+BusFactory = Callable[[], Bus]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis URL; skips (or fails on CI) when Redis is not reachable."""
+    require_redis()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_bus_factory() -> Iterator[BusFactory]:
+    """Make RedisBus workers sharing one key prefix unique to the test; closes them."""
+    require_redis()
+    from webapp.bus.redis_bus import RedisBus
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    made: list[Bus] = []
+
+    def make() -> Bus:
+        bus = RedisBus(REDIS_URL, prefix=prefix, max_bytes=4096)
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        bus.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
+    """One bus of each implementation (4 KiB message limit)."""
+    if request.param == "memory":
+        b: Bus = InProcessBus(max_bytes=4096)
+        yield b
+        b.close()
+    else:
+        yield request.getfixturevalue("redis_bus_factory")()
