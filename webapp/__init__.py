@@ -12,19 +12,30 @@ from . import config, db
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the platform app; `test_config` overrides the environment's settings."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=os.path.join(os.path.dirname(__file__), "..", "templates"),
-        static_folder=os.path.join(os.path.dirname(__file__), "..", "static"),
+        template_folder=os.path.join(root, "templates"),
+        static_folder=os.path.join(root, "static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    db.init_app(app)
 
+    from . import bus, i18n, identity, points, staff, terminals
+    from .providers import views as provider_views
     from .views import health
 
+    db.init_app(app)
+    bus.init_app(app)
+    i18n.init_app(app)  # first of the page layers: templates need _()
+    staff.init_app(app)  # CSRF, cookie flags, login throttle, error pages, /staff, /admin
+    identity.init_app(app)
+    terminals.init_app(app)  # /ws/bridge, pairing and admin API (CSRF-exempt: own auth)
+    points.init_app(app)
+    staff.csrf_exempt(points.api.bp)  # partners sign their requests
+    app.register_blueprint(provider_views.bp)
     app.register_blueprint(health.bp)
     return app

@@ -1,0 +1,79 @@
+"""Build the JPKI verification services from settings (a plain mapping, no Flask).
+
+Settings read (see webapp/config.py): PLATFORM_ORIGIN, CARD_KEY_SECRET, DEMO_MODE,
+DEMO_JLIS_DIR, JPKI_TRUST_DIR, JPKI_CRL_SOURCES. A CRL source spec is "dp" (follow the
+certificate's distribution point), an http(s) URL or a file path, optionally prefixed
+with "<anchor sha256 hex>=" to apply to one anchor only (the 2015 and 2023 J-LIS roots
+each publish their own CRL). With no spec, distribution points are followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .challenge import ChallengeService, InMemoryNonceStore, NonceStore
+from .crl_sources import CrlSource, crl_source_from_spec
+from .revocation import RevocationChecker
+from .trust import ROOTS_DIR, TrustStore
+from .verifier import Verifier
+
+DEMO_AUTH_CA_FILE = "auth_ca.pem"  # written by bridge.vcard.jlis.DemoJLIS
+
+
+def trust_from_settings(settings: Mapping[str, Any]) -> TrustStore:
+    """Production roots from JPKI_TRUST_DIR; the demo J-LIS auth CA only in DEMO_MODE."""
+    demo_mode = bool(settings.get("DEMO_MODE"))
+    demo_ca: list[bytes] = []
+    demo_dir = settings.get("DEMO_JLIS_DIR") or ""
+    if demo_mode and demo_dir:
+        # Only the user-authentication CA: the signing CA must never vouch for a login.
+        pem = (Path(demo_dir) / DEMO_AUTH_CA_FILE).read_bytes()
+        demo_ca.append(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))
+    roots = Path(settings.get("JPKI_TRUST_DIR") or ROOTS_DIR)
+    return TrustStore.from_directory(roots, demo_mode=demo_mode, demo_ca=demo_ca)
+
+
+def revocation_from_specs(specs: list[str] | tuple[str, ...]) -> RevocationChecker:
+    """A RevocationChecker from CRL source specs ("dp", URL, path, "<fp>=<source>")."""
+    default: CrlSource | None = None
+    by_anchor: dict[str, CrlSource] = {}
+    for spec in specs:
+        fingerprint, sep, rest = spec.partition("=")
+        if sep and len(fingerprint) == 64 and all(c in "0123456789abcdef" for c in fingerprint):
+            by_anchor[fingerprint] = crl_source_from_spec(rest)
+        elif default is None:
+            default = crl_source_from_spec(spec)
+        else:
+            raise ValueError("only one CRL source may apply to every anchor")
+    return RevocationChecker(default_source=default, sources_by_anchor=by_anchor)
+
+
+def card_key_secret(settings: Mapping[str, Any], trust: TrustStore) -> bytes:
+    """CARD_KEY_SECRET as bytes (>= 32); in demo mode without one, derived from the demo
+    anchors so that demo bindings survive a restart (never in production)."""
+    value = settings.get("CARD_KEY_SECRET") or ""
+    secret = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if secret:
+        return secret
+    demo = sorted(a.fingerprint for a in trust.anchors if a.demo)
+    if settings.get("DEMO_MODE") and demo:
+        return hashlib.sha256(("ichimai demo card key|" + "|".join(demo)).encode()).digest()
+    raise ValueError("CARD_KEY_SECRET must be set (32 bytes or more)")
+
+
+def build_verifier(settings: Mapping[str, Any], *, store: NonceStore | None = None) -> Verifier:
+    """The Verifier (with its challenge service) a deployment's settings describe."""
+    trust = trust_from_settings(settings)
+    return Verifier(
+        trust=trust,
+        revocation=revocation_from_specs(list(settings.get("JPKI_CRL_SOURCES") or [])),
+        challenges=ChallengeService(store if store is not None else InMemoryNonceStore()),
+        origin=str(settings.get("PLATFORM_ORIGIN") or ""),
+        card_key_secret=card_key_secret(settings, trust),
+    )
