@@ -1,0 +1,120 @@
+"""`python -m bridge pair PLATFORM_URL CODE` and `python -m bridge run [--sim CARD]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from .pairing import BridgeStateError, PairingFailed, default_home, load, pair
+
+log = logging.getLogger("bridge")
+
+EXIT_REVOKED = 3
+EXIT_NOT_PAIRED = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="state directory (default: $ICHIMAI_BRIDGE_HOME or ~/.config/ichimai-bridge)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "pair", parents=[common], help="enrol this bridge with a one-time pairing code"
+    )
+    p.add_argument("platform", help="platform URL, e.g. https://ichimai.example.jp")
+    p.add_argument("code", help="the pairing code an administrator made for a terminal")
+    p.add_argument("--name", default="", help="a name for this bridge (shown to admins)")
+
+    r = sub.add_parser(
+        "run", parents=[common], help="connect to the platform and serve the card readers"
+    )
+    r.add_argument("--sim", metavar="CARD", type=Path, help="serve a virtual card file")
+    r.add_argument(
+        "--keyboard",
+        default="auto",
+        choices=("auto", "pynput", "xdotool", "none"),
+        help="keyboard output backend (default: auto)",
+    )
+    r.add_argument("--url", help=argparse.SUPPRESS)  # tests: a WebSocket URL override
+    return parser
+
+
+def _pair(args: argparse.Namespace, home: Path) -> int:
+    try:
+        identity = pair(args.platform, args.code, home, name=args.name)
+    except (PairingFailed, ValueError) as exc:
+        print(f"pairing failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"paired: bridge {identity.bridge_id} for terminal {identity.terminal_id}")
+    print(f"keys stored in {home} (readable by this user only)")
+    return 0
+
+
+def _run(args: argparse.Namespace, home: Path) -> int:
+    from .client import AuthRefused, BridgeClient
+    from .keyboard import select_keyboard
+    from .readers import PcscReaders, ReaderWatcher, SimReader
+    from .session import BridgeSession
+
+    try:
+        identity = load(home)
+    except BridgeStateError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_NOT_PAIRED
+    keyboard = select_keyboard(args.keyboard)
+    if keyboard.name == "none":
+        log.warning("keyboard output unavailable: %s", getattr(keyboard, "reason", ""))
+    session = BridgeSession(identity.bridge_id, identity.seal_key, keyboard)
+    client = BridgeClient(identity, session, url=args.url)
+    watcher: ReaderWatcher
+    if args.sim is not None:
+        sim = SimReader(args.sim)
+        watcher = sim
+        signal.signal(signal.SIGUSR1, lambda _s, _f: sim.toggle())
+    else:
+        watcher = PcscReaders()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        client.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watcher.start(session)
+    try:
+        client.run_forever()
+    except AuthRefused as exc:
+        print(f"the platform refused this bridge ({exc}): pair it again", file=sys.stderr)
+        return EXIT_REVOKED
+    finally:
+        watcher.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    home = args.home or default_home()
+    if args.command == "pair":
+        return _pair(args, home)
+    return _run(args, home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""`python -m bridge pair` and `python -m bridge run --sim CARD` as real processes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import jpki
+from bridge.transport import drive
+from webapp.terminals.registry import events_channel
+from webapp.terminals.testing import LivePlatform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bridge_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bridge", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": ""}
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[LivePlatform]:
+    with LivePlatform(tmp_path) as live:
+        yield live
+
+
+def next_event(q: queue.Queue[dict[str, Any]], kind: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        event = q.get(timeout=max(0.01, deadline - time.monotonic()))
+        if event["type"] == kind:
+            return event
+
+
+def test_pair_run_and_revoke(platform: LivePlatform, card_file: Any, tmp_path: Path) -> None:
+    terminal = platform.terminal()
+    code = platform.pairing_code(terminal)
+    home = tmp_path / "home"
+    paired = subprocess.run(
+        bridge_command("pair", platform.url, code, "--home", str(home), "--name", "counter PC"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        cwd=ROOT,
+        check=False,
+    )
+    assert paired.returncode == 0, paired.stderr
+    assert "paired: bridge brg_" in paired.stdout
+    for name in ("auth_key.pem", "seal_key.pem", "bridge.json"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600
+    again = subprocess.run(
+        bridge_command("pair", platform.url, code, "--home", str(tmp_path / "other")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        cwd=ROOT,
+        check=False,
+    )
+    assert again.returncode == 1 and "already used" in again.stderr
+
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    platform.bus.subscribe(events_channel(terminal), events.put)
+    run = subprocess.Popen(
+        bridge_command(
+            "run", "--home", str(home), "--sim", str(card_file.path), "--keyboard", "none"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+    )
+    try:
+        status = platform.wait_ready(terminal, timeout=30)
+        epoch = status["readers"][0]["epoch"]
+        remote = platform.remote(terminal)
+        assert drive(jpki.read_certificate(), remote) == card_file.issued.auth_cert_der
+        run.send_signal(signal.SIGUSR1)  # take the card off the virtual reader
+        assert next_event(events, "card_removed")["epoch"] == epoch
+        run.send_signal(signal.SIGUSR1)  # and put it back
+        assert next_event(events, "card_inserted")["epoch"] > epoch
+        bridge_id = status["bridge_id"]
+        started = time.monotonic()
+        assert platform.admin("POST", f"/api/v1/admin/bridges/{bridge_id}/revoke")[0] == 200
+        assert run.wait(timeout=10) == 3
+        assert time.monotonic() - started < 5
+        _, stderr = run.communicate(timeout=5)
+        assert "pair it again" in stderr
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+
+
+def test_run_before_pairing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        bridge_command("run", "--home", str(tmp_path / "nothing")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 2 and "pair this bridge first" in done.stderr

@@ -1,0 +1,87 @@
+"""PC/SC reader watching: pyscard's monitors feed the session (mocked at the pyscard boundary)."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+from bridge import wire
+from bridge.readers import PcscReaders
+from bridge.seal import generate_device_key
+from bridge.session import BridgeSession
+
+ATR = bytes.fromhex("3BE000FF8131FE4514")
+
+
+class FakeMonitor:
+    """Stands in for pyscard's ReaderMonitor / CardMonitor singletons."""
+
+    def __init__(self) -> None:
+        self.observers: list[Any] = []
+
+    def addObserver(self, observer: Any) -> None:
+        self.observers.append(observer)
+
+    def deleteObserver(self, observer: Any) -> None:
+        self.observers.remove(observer)
+
+    def notify(self, added: list[Any], removed: list[Any]) -> None:
+        for observer in self.observers:
+            observer.update(self, (added, removed))
+
+
+class FakeCard:
+    def __init__(self, reader: str, atr: bytes) -> None:
+        self.reader = reader
+        self.atr = list(atr)
+
+
+def test_every_reader_and_card_including_later_ones() -> None:
+    readers, cards = FakeMonitor(), FakeMonitor()
+    session = BridgeSession("brg_x", generate_device_key())
+    frames: list[wire.Frame] = []
+    session.emit = frames.append
+    watcher = PcscReaders()
+    with (
+        mock.patch("smartcard.ReaderMonitoring.ReaderMonitor", return_value=readers),
+        mock.patch("smartcard.CardMonitoring.CardMonitor", return_value=cards),
+        mock.patch("bridge.transports.pcsc.PcscTransport") as transport,
+    ):
+        watcher.start(session)
+        readers.notify(["Reader A 00 00"], [])
+        cards.notify([FakeCard("Reader A 00 00", ATR)], [])
+        readers.notify(["Reader B 00 00"], [])  # plugged in later
+        cards.notify([FakeCard("Reader B 00 00", ATR)], [])
+        transport.assert_any_call("Reader B 00 00")
+        cards.notify([], [FakeCard("Reader A 00 00", ATR)])
+        readers.notify([], ["Reader A 00 00"])
+    snapshot = session.snapshot()
+    assert [r.name for r in snapshot.readers] == ["Reader B 00 00"]
+    assert snapshot.readers[0].card is not None and snapshot.readers[0].card.atr == ATR
+    kinds = [type(f).__name__ for f in frames]
+    assert kinds == [
+        "ReaderAdded",
+        "CardInserted",
+        "ReaderAdded",
+        "CardInserted",
+        "CardRemoved",
+        "ReaderRemoved",
+    ]
+    inserted = [f for f in frames if isinstance(f, wire.CardInserted)]
+    assert inserted[0].epoch < inserted[1].epoch
+    watcher.stop()
+    assert readers.observers == [] and cards.observers == []
+
+
+def test_a_bad_event_does_not_kill_the_monitor_thread() -> None:
+    cards = FakeMonitor()
+    session = BridgeSession("brg_x", generate_device_key())
+    watcher = PcscReaders()
+    with (
+        mock.patch("smartcard.ReaderMonitoring.ReaderMonitor", return_value=FakeMonitor()),
+        mock.patch("smartcard.CardMonitoring.CardMonitor", return_value=cards),
+        mock.patch("bridge.transports.pcsc.PcscTransport", side_effect=RuntimeError("boom")),
+    ):
+        watcher.start(session)
+        cards.notify([FakeCard("Reader A 00 00", ATR)], [])  # logged, not raised
+    watcher.stop()

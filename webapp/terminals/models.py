@@ -1,0 +1,107 @@
+"""Terminals (counter, kiosk, shop till), their bridges and one-time pairing codes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, ForeignKey, String, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db import Base
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime: timestamptz on PostgreSQL, naive UTC on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Refuse naive datetimes; store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use UTC-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Always aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+class TerminalKind:
+    """Where a terminal stands (the seed's カウンター / キオスク / 加盟店)."""
+
+    COUNTER = "counter"
+    KIOSK = "kiosk"
+    MERCHANT = "merchant"
+
+    ALL = (COUNTER, KIOSK, MERCHANT)
+
+
+class Terminal(Base):
+    """A place where a citizen puts the card down: a library counter, a kiosk, a till."""
+
+    __tablename__ = "terminals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    bridges: Mapped[list[BridgeDevice]] = relationship(back_populates="terminal")
+
+
+class BridgeDevice(Base):
+    """A paired bridge: the public halves of its two device keys, and when it was seen.
+
+    `id` is public (it is in every frame and in the sealed-PIN context); the keys are
+    public keys. A revoked bridge never authenticates again: pairing makes a new one.
+    """
+
+    __tablename__ = "bridge_devices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    # Ed25519 raw public key (base64url): checks the signature on every connect.
+    auth_public_key: Mapped[str] = mapped_column(String(64))
+    # P-256 raw uncompressed point (base64url): browsers seal PINs to it.
+    seal_public_key: Mapped[str] = mapped_column(String(100))
+    paired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The worker holding its WebSocket right now (None when disconnected); with a fresh
+    # last_seen_at this says "online" without asking the bus.
+    connected_worker: Mapped[str | None] = mapped_column(String(64), default=None)
+
+    terminal: Mapped[Terminal] = relationship(back_populates="bridges")
+
+    @property
+    def active(self) -> bool:
+        """True until revoked."""
+        return self.revoked_at is None
+
+
+class PairingCode(Base):
+    """A one-time code an admin made for a terminal: short-lived, single use, hash only."""
+
+    __tablename__ = "bridge_pairing_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    bridge_id: Mapped[str | None] = mapped_column(String(40), default=None)

@@ -1,0 +1,300 @@
+"""Terminals, pairing and bridge authentication: plain Python over a database session.
+
+Pairing codes are made by an admin for one terminal, live `PAIRING_TTL` (10 minutes),
+work once, and are stored as a hash only. A code is 10 characters of Crockford's
+base32 (no I, L, O, U: nothing to misread at a counter), shown as `XXXXX-XXXXX`: 50 bits,
+so guessing one within its ten minutes is hopeless even without the rate limit.
+
+A terminal has at most one active bridge: pairing a new one revokes the others (the
+counter PC was replaced), and the caller cuts their connections off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bridge import seal
+from bridge.wire import auth_transcript, unb64u
+
+from .errors import BridgeAuthError, InvalidRequest, PairingError, UnknownBridge, UnknownTerminal
+from .models import BridgeDevice, PairingCode, Terminal, TerminalKind, utcnow
+
+PAIRING_TTL = timedelta(minutes=10)
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
+CODE_LENGTH = 10
+_READ_AS = str.maketrans({"I": "1", "L": "1", "O": "0"})
+
+
+def create_terminal(s: Session, provider_id: int, kind: str, name: str) -> Terminal:
+    """Add a terminal for a provider."""
+    if kind not in TerminalKind.ALL:
+        raise InvalidRequest(f"kind must be one of {', '.join(TerminalKind.ALL)}")
+    if not name.strip() or len(name) > 200:
+        raise InvalidRequest("name must be 1-200 characters")
+    terminal = Terminal(provider_id=provider_id, kind=kind, name=name.strip())
+    s.add(terminal)
+    s.commit()
+    return terminal
+
+
+def get_terminal(s: Session, terminal_id: int) -> Terminal:
+    """The terminal, or UnknownTerminal."""
+    terminal = s.get(Terminal, terminal_id)
+    if terminal is None:
+        raise UnknownTerminal(f"no terminal {terminal_id}")
+    return terminal
+
+
+# -- pairing -------------------------------------------------------------------------
+
+
+def normalize_code(text: str) -> str:
+    """Uppercase, drop separators, read I/L as 1 and O as 0 (what people type)."""
+    return "".join(ch for ch in text.upper() if ch.isalnum()).translate(_READ_AS)
+
+
+def hash_code(text: str) -> str:
+    """What is stored of a pairing code: SHA-256 of its normal form."""
+    return hashlib.sha256(normalize_code(text).encode()).hexdigest()
+
+
+def new_code() -> str:
+    """A fresh random pairing code, shown as XXXXX-XXXXX."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """A pairing code as the admin sees it once (only its hash is kept)."""
+
+    code: str
+    terminal_id: int
+    expires_at: datetime
+
+
+def create_pairing_code(
+    s: Session, terminal_id: int, *, now: datetime | None = None, ttl: timedelta = PAIRING_TTL
+) -> IssuedCode:
+    """Make a one-time pairing code for a terminal."""
+    get_terminal(s, terminal_id)
+    now = now or utcnow()
+    code = new_code()
+    row = PairingCode(
+        code_hash=hash_code(code), terminal_id=terminal_id, created_at=now, expires_at=now + ttl
+    )
+    s.add(row)
+    s.commit()
+    return IssuedCode(code, terminal_id, row.expires_at)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The new bridge, and the bridges of the same terminal this pairing revoked."""
+
+    bridge: BridgeDevice
+    replaced: tuple[str, ...]
+
+
+def _check_auth_key(text: str) -> str:
+    try:
+        raw = unb64u(text)
+        ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError):
+        raise InvalidRequest("auth_public_key must be a raw Ed25519 key, base64url") from None
+    return text
+
+
+def _check_seal_key(text: str) -> str:
+    try:
+        seal.load_public_key_b64u(text)
+    except (seal.SealError, TypeError):
+        raise InvalidRequest("seal_public_key must be a raw P-256 point, base64url") from None
+    return text
+
+
+def pair(
+    s: Session,
+    code: str,
+    auth_public_key: str,
+    seal_public_key: str,
+    *,
+    name: str = "",
+    now: datetime | None = None,
+) -> Paired:
+    """Exchange a pairing code for an enrolled bridge; PairingError if the code is no good."""
+    now = now or utcnow()
+    _check_auth_key(auth_public_key)
+    _check_seal_key(seal_public_key)
+    if len(normalize_code(code)) != CODE_LENGTH:
+        raise PairingError("this is not a pairing code", code="invalid_code")
+    row = s.scalars(select(PairingCode).where(PairingCode.code_hash == hash_code(code))).first()
+    if row is None:
+        raise PairingError("unknown pairing code", code="invalid_code")
+    if row.used_at is not None:
+        raise PairingError("this pairing code was already used", code="used_code")
+    if row.expires_at <= now:
+        raise PairingError("this pairing code has expired", code="expired_code")
+    bridge_id = "brg_" + secrets.token_urlsafe(15)
+    # Claim the code atomically: of two concurrent pairings, one updates the row.
+    claimed = s.execute(
+        update(PairingCode)
+        .where(PairingCode.id == row.id, PairingCode.used_at.is_(None))
+        .values(used_at=now, bridge_id=bridge_id)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        s.rollback()
+        raise PairingError("this pairing code was already used", code="used_code")
+    replaced = s.scalars(
+        select(BridgeDevice.id).where(
+            BridgeDevice.terminal_id == row.terminal_id, BridgeDevice.revoked_at.is_(None)
+        )
+    ).all()
+    if replaced:
+        s.execute(update(BridgeDevice).where(BridgeDevice.id.in_(replaced)).values(revoked_at=now))
+    device = BridgeDevice(
+        id=bridge_id,
+        terminal_id=row.terminal_id,
+        name=name.strip()[:100],
+        auth_public_key=auth_public_key,
+        seal_public_key=seal_public_key,
+        paired_at=now,
+    )
+    s.add(device)
+    s.commit()
+    return Paired(device, tuple(replaced))
+
+
+# -- bridges -------------------------------------------------------------------------
+
+
+def get_bridge(s: Session, bridge_id: str) -> BridgeDevice:
+    """The bridge, or UnknownBridge."""
+    device = s.get(BridgeDevice, bridge_id)
+    if device is None:
+        raise UnknownBridge(f"no bridge {bridge_id}")
+    return device
+
+
+def revoke(s: Session, bridge_id: str, *, now: datetime | None = None) -> BridgeDevice:
+    """Revoke a bridge (idempotent); the caller cuts its live connection off."""
+    device = get_bridge(s, bridge_id)
+    if device.revoked_at is None:
+        device.revoked_at = now or utcnow()
+        s.commit()
+    return device
+
+
+def authenticate(
+    s: Session, bridge_id: str, origin: str, nonce: bytes, signature: bytes
+) -> BridgeDevice:
+    """Check a bridge's answer to our challenge; BridgeAuthError if it does not hold."""
+    device = s.get(BridgeDevice, bridge_id)
+    # Unknown id and bad signature answer alike: nothing to learn by probing ids.
+    if device is None:
+        raise BridgeAuthError("authentication failed", code="unauthorized")
+    key = ed25519.Ed25519PublicKey.from_public_bytes(unb64u(device.auth_public_key))
+    try:
+        key.verify(signature, auth_transcript(origin, bridge_id, nonce))
+    except InvalidSignature:
+        raise BridgeAuthError("authentication failed", code="unauthorized") from None
+    if device.revoked_at is not None:
+        raise BridgeAuthError("this bridge was revoked: pair it again", code="revoked")
+    return device
+
+
+def mark_connected(
+    s: Session, bridge_ids: list[str], worker: str, *, now: datetime | None = None
+) -> set[str]:
+    """Record that `worker` holds these bridges' connections (one batch); refresh
+    last-seen; return those among them revoked meanwhile (to be cut off)."""
+    if not bridge_ids:
+        return set()
+    now = now or utcnow()
+    revoked: set[str] = set()
+    for start in range(0, len(bridge_ids), 500):  # bounded IN lists
+        chunk = bridge_ids[start : start + 500]
+        s.execute(
+            update(BridgeDevice)
+            .where(BridgeDevice.id.in_(chunk))
+            .values(last_seen_at=now, connected_worker=worker)
+        )
+        revoked |= set(
+            s.scalars(
+                select(BridgeDevice.id).where(
+                    BridgeDevice.id.in_(chunk), BridgeDevice.revoked_at.is_not(None)
+                )
+            )
+        )
+    s.commit()
+    return revoked
+
+
+def mark_disconnected(
+    s: Session, bridge_ids: list[str], worker: str, *, now: datetime | None = None
+) -> None:
+    """Record disconnects (unless another worker holds a newer connection meanwhile)."""
+    now = now or utcnow()
+    for start in range(0, len(bridge_ids), 500):
+        chunk = bridge_ids[start : start + 500]
+        s.execute(
+            update(BridgeDevice)
+            .where(BridgeDevice.id.in_(chunk), BridgeDevice.connected_worker == worker)
+            .values(connected_worker=None, last_seen_at=now)
+        )
+    s.commit()
+
+
+def touch(
+    s: Session, bridge_ids: list[str], worker: str, *, now: datetime | None = None
+) -> set[str]:
+    """Refresh last-seen of connected bridges; returns those among them now revoked."""
+    return mark_connected(s, bridge_ids, worker, now=now)
+
+
+def is_online(device: BridgeDevice, now: datetime, window: timedelta) -> bool:
+    """Connected to some worker, and seen within `window` (a crashed worker goes stale)."""
+    return (
+        device.revoked_at is None
+        and device.connected_worker is not None
+        and device.last_seen_at is not None
+        and now - device.last_seen_at <= window
+    )
+
+
+def bridge_view(device: BridgeDevice, now: datetime, window: timedelta) -> dict[str, object]:
+    """A bridge as the admin API shows it."""
+    return {
+        "id": device.id,
+        "terminal_id": device.terminal_id,
+        "name": device.name,
+        "paired_at": device.paired_at.isoformat(),
+        "revoked_at": device.revoked_at.isoformat() if device.revoked_at else None,
+        "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
+        "online": is_online(device, now, window),
+        "seal_public_key": device.seal_public_key,
+    }
+
+
+def list_bridges(
+    s: Session,
+    *,
+    terminal_id: int | None = None,
+    limit: int = 500,
+    after: str | None = None,
+) -> list[BridgeDevice]:
+    """Bridges by id (keyset pagination with `after`), optionally of one terminal."""
+    query = select(BridgeDevice).order_by(BridgeDevice.id).limit(max(1, min(limit, 1000)))
+    if terminal_id is not None:
+        query = query.where(BridgeDevice.terminal_id == terminal_id)
+    if after is not None:
+        query = query.where(BridgeDevice.id > after)
+    return list(s.scalars(query))
