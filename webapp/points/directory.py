@@ -1,0 +1,49 @@
+"""Who may hold points: the ledger asks a directory whether a MyKey ID exists.
+
+The identity domain owns MyKey IDs; the ledger only keeps the ID string as the owner of a
+citizen account. The directory is chosen in `init_app` (app.extensions["points_directory"]).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+
+class CitizenDirectory(Protocol):
+    """Answers whether a MyKey ID exists (a point read, no history kept)."""
+
+    def exists(self, session: Session, mykey_id: str) -> bool:
+        """True when `mykey_id` names a live MyKey ID."""
+        ...
+
+
+class AnyMyKeyId:
+    """Accepts every well-formed MyKey ID: for tests, benchmarks and the ledger alone."""
+
+    def exists(self, session: Session, mykey_id: str) -> bool:
+        """Always true (the format was checked before)."""
+        return True
+
+
+class KnownMyKeyIds:
+    """A fixed set of MyKey IDs (tests)."""
+
+    def __init__(self, ids: set[str]) -> None:
+        self.ids = ids
+
+    def exists(self, session: Session, mykey_id: str) -> bool:
+        """True when the ID is in the set."""
+        return mykey_id in self.ids
+
+
+class IdentityDirectory:
+    """MyKey IDs as webapp.identity stores them (the production choice)."""
+
+    def exists(self, session: Session, mykey_id: str) -> bool:
+        """True when the identity table has the ID."""
+        from ..identity.models import MyKeyID  # the identity domain, imported on use
+
+        return session.scalar(select(MyKeyID.id).where(MyKeyID.id == mykey_id)) is not None

@@ -1,0 +1,172 @@
+"""Account rows: the locking UPDATEs, opening a citizen's account, and (on PostgreSQL)
+the shared-row UPDATEs that travel with the COMMIT."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Executable, event, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import Code, InvalidInput, PointsError, Refused
+from ..models import BOUNDED_KINDS, Account, AccountKind, table
+from .postings import Acct, Effect
+
+_UPDATE = (
+    "UPDATE points_accounts SET balance = balance + :b, debits_pending = debits_pending + :dp,"
+    " credits_pending = credits_pending + :cp WHERE {where}"
+    " RETURNING id, kind, municipality_id, balance, debits_pending"
+)
+_BOUND = " AND balance + :b - debits_pending - :dp >= 0"
+_BY_ID = text(_UPDATE.format(where="id = :id"))
+_BY_ID_BOUNDED = text(_UPDATE.format(where="id = :id" + _BOUND))
+_CITIZEN = "municipality_id = :m AND kind = 'citizen' AND owner = :o"
+_BY_OWNER = text(_UPDATE.format(where=_CITIZEN + _BOUND))
+
+
+def _refused(kind: AccountKind, e: Effect) -> PointsError:
+    if kind is AccountKind.PROGRAM:
+        return Refused(Code.BUDGET_EXHAUSTED)
+    if e.revoked:
+        return Refused(Code.NOT_REVERSIBLE, "the granted points were already used")
+    return Refused(Code.INSUFFICIENT_POINTS)
+
+
+def apply(conn: Connection, acct: Acct, e: Effect, now: datetime) -> dict[str, Any]:
+    """UPDATE one account (taking its row lock); refuse if a bounded one would go below 0."""
+    params: dict[str, object] = {"b": e.balance, "dp": e.debits_pending, "cp": e.credits_pending}
+    if acct.id is None:
+        stmt, params = _BY_OWNER, {**params, "m": acct.municipality_id, "o": acct.mykey_id}
+    else:
+        stmt = _BY_ID_BOUNDED if acct.kind in BOUNDED_KINDS else _BY_ID
+        params["id"] = acct.id
+    row = conn.execute(stmt, params).mappings().first()
+    if row is None and acct.id is None and not e.debited:
+        # First credit to this citizen here: create the account, then update it. A
+        # concurrent creator makes ours a no-op (ON CONFLICT DO NOTHING), not an error.
+        _create_citizen(conn, acct, now)
+        row = conn.execute(stmt, params).mappings().first()
+    if row is None:
+        if (
+            acct.id is not None
+            and conn.execute(
+                text("SELECT 1 FROM points_accounts WHERE id = :id"), {"id": acct.id}
+            ).first()
+            is None
+        ):
+            raise InvalidInput(Code.INVALID_INPUT, f"no account {acct.id}")
+        raise _refused(acct.kind, e)
+    if row["kind"] != acct.kind or row["municipality_id"] != acct.municipality_id:
+        raise InvalidInput(Code.INVALID_INPUT, "account does not match its municipality/kind")
+    return dict(row)
+
+
+def _create_citizen(conn: Connection, acct: Acct, now: datetime) -> None:
+    values = {
+        "municipality_id": acct.municipality_id,
+        "kind": AccountKind.CITIZEN.value,
+        "owner": acct.mykey_id,
+        "balance": 0,
+        "debits_pending": 0,
+        "credits_pending": 0,
+        "created_at": now,
+    }
+    conn.execute(_open_citizen(conn.dialect.name), values)
+
+
+@cache
+def _open_citizen(dialect: str) -> Executable:
+    """INSERT ... ON CONFLICT DO NOTHING for this dialect (both spell it the same way)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table(Account)).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table(Account)).on_conflict_do_nothing()
+
+
+# --- Shared rows, updated with the COMMIT ----------------------------------------------
+#
+# On PostgreSQL the UPDATEs of shared system rows wait for the commit and travel with it
+# in one pipelined round trip (psycopg pipeline mode: UPDATE ..., COMMIT, then one sync).
+# A hot row, such as a busy program's budget, is then locked only while the server runs
+# the UPDATE and the COMMIT, never while the client process waits for a CPU. The CHECK
+# constraint on bounded accounts is the check here: a budget overspent fails the UPDATE,
+# and the COMMIT behind it is not run. A `before_commit` hook applies them the ordinary
+# way on any commit that does not go through `run`, so none is ever lost.
+
+_FINALS = "points.ledger.finals"
+_PG_FINAL = (
+    "UPDATE points_accounts SET balance = balance + %(b)s,"
+    " debits_pending = debits_pending + %(dp)s, credits_pending = credits_pending + %(cp)s"
+    " WHERE id = %(id)s"
+)
+
+
+def defer(session: Session, effects: dict[Acct, Effect]) -> None:
+    finals: dict[Acct, Effect] = session.info.setdefault(_FINALS, {})
+    for acct, e in effects.items():
+        f = finals.setdefault(acct, Effect())
+        f.balance += e.balance
+        f.debits_pending += e.debits_pending
+        f.credits_pending += e.credits_pending
+    if not session.info.get("points.ledger.hooked"):
+        event.listen(session, "before_commit", _apply_finals)
+        event.listen(session, "after_transaction_end", _forget_finals)
+        session.info["points.ledger.hooked"] = True
+
+
+def _apply_finals(session: Session) -> None:
+    """Apply deferred updates the ordinary way (a commit outside `run`)."""
+    finals: dict[Acct, Effect] = session.info.pop(_FINALS, {})
+    if not finals:
+        return
+    conn = session.connection()
+    for acct in sorted(finals, key=Acct.lock_key):
+        e = finals[acct]
+        params = {"id": acct.id, "b": e.balance, "dp": e.debits_pending, "cp": e.credits_pending}
+        try:
+            conn.execute(_BY_ID, params)
+        except IntegrityError as exc:
+            raise _bounded(exc, acct) from exc
+
+
+def _forget_finals(session: Session, _transaction: object) -> None:
+    session.info.pop(_FINALS, None)
+
+
+def _bounded(exc: Exception, acct: Acct | None = None) -> Exception:
+    """A bounded account's CHECK failing is a refusal; anything else stays an error."""
+    if "bounded_not_negative" in str(getattr(exc, "orig", exc)):
+        if acct is None or acct.kind is AccountKind.PROGRAM:
+            return Refused(Code.BUDGET_EXHAUSTED)
+        return Refused(Code.INSUFFICIENT_POINTS)
+    return exc
+
+
+def commit(session: Session) -> None:
+    """Commit, sending deferred shared-row updates and the COMMIT in one round trip."""
+    finals: dict[Acct, Effect] = session.info.pop(_FINALS, {})
+    if finals:
+        raw = session.connection().connection.dbapi_connection
+        try:
+            with raw.pipeline(), raw.cursor() as cur:  # type: ignore[union-attr]
+                for acct in sorted(finals, key=Acct.lock_key):
+                    e = finals[acct]
+                    cur.execute(
+                        _PG_FINAL,
+                        {
+                            "id": acct.id,
+                            "b": e.balance,
+                            "dp": e.debits_pending,
+                            "cp": e.credits_pending,
+                        },
+                    )
+                raw.commit()  # type: ignore[union-attr]
+        except Exception as exc:
+            raise _bounded(exc) from exc
+    session.commit()

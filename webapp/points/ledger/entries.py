@@ -1,0 +1,245 @@
+"""What follows from written transfers: holds claimed and opened, lots consumed, created
+and restored, per-citizen caps counted, reversals checked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, text
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import Code, Conflict, InvalidInput, Refused
+from ..models import (
+    AccountKind,
+    LotMove,
+    OpenHold,
+    PointLot,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+    table,
+)
+from .postings import DuplicateKey, Posting, Written
+
+_LOT_PAGE = 64
+_REVERSES = {TransferKind.REFUND: TransferKind.SPEND, TransferKind.GRANT_REVOKE: TransferKind.GRANT}
+
+# Statements built once: building and cache-keying a construct per call costs more CPU
+# than sending it, and the client's CPU is what bounds throughput.
+_INSERT_ONE = insert(table(Transfer)).returning(table(Transfer).c.id)
+_INSERT_MANY = insert(table(Transfer)).returning(table(Transfer).c.id, sort_by_parameter_order=True)
+_INSERT_HOLD = insert(table(OpenHold))
+_INSERT_LOT = insert(table(PointLot))
+_INSERT_MOVE = insert(table(LotMove))
+
+
+def insert_transfers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    try:
+        if len(rows) == 1:
+            return [conn.execute(_INSERT_ONE, rows[0]).scalar_one()]
+        result = conn.execute(_INSERT_MANY, rows)
+        return list(result.scalars())
+    except IntegrityError as exc:
+        if "idempotency_key" in str(exc.orig):
+            raise DuplicateKey(str(exc.orig)) from exc
+        raise
+
+
+def pending_order(p: Posting) -> int:
+    return p.pending_id or 0
+
+
+def claim_hold(conn: Connection, p: Posting) -> None:
+    """Take the pending transfer off the open holds; only one resolution can win."""
+    pending = (
+        conn.execute(
+            text(
+                "SELECT status, debit_account_id, credit_account_id, amount"
+                " FROM points_transfers WHERE id = :id"
+            ),
+            {"id": p.pending_id},
+        )
+        .mappings()
+        .first()
+    )
+    if (
+        pending is None
+        or (pending["debit_account_id"], pending["credit_account_id"]) != (p.debit.id, p.credit.id)
+        or pending["amount"] != p.amount
+        or p.status is TransferStatus.PENDING
+    ):
+        raise InvalidInput(Code.INVALID_INPUT, f"transfer {p.pending_id} is not this hold")
+    if pending["status"] != TransferStatus.PENDING:
+        raise Conflict(Code.ALREADY_RESOLVED, "posted without a hold")
+    claimed = conn.execute(
+        text("DELETE FROM points_open_holds WHERE transfer_id = :id RETURNING transfer_id"),
+        {"id": p.pending_id},
+    ).first()
+    if claimed is None:
+        raise Conflict(Code.ALREADY_RESOLVED)
+
+
+def side_effects(conn: Connection, p: Posting, w: Written, now: datetime) -> None:
+    """Holds, lots and caps that follow from one written transfer."""
+    if p.status is TransferStatus.PENDING:
+        if p.hold_until is None:
+            raise InvalidInput(Code.INVALID_INPUT, "a pending transfer needs hold_until")
+        conn.execute(_INSERT_HOLD, {"transfer_id": w.id, "hold_until": p.hold_until})
+        return
+    if p.status is not TransferStatus.POSTED:
+        return
+    if p.credit.kind is AccountKind.CITIZEN:
+        if p.reversal_of is not None:
+            _restore_lots(conn, p, w)
+        else:
+            if p.lot_expires_at is None:
+                raise InvalidInput(Code.INVALID_INPUT, "a credit to a citizen needs an expiry")
+            conn.execute(
+                _INSERT_LOT,
+                {
+                    "account_id": w.credit_account_id,
+                    "transfer_id": w.id,
+                    "amount": p.amount,
+                    "remaining": p.amount,
+                    "expires_at": p.lot_expires_at,
+                },
+            )
+        if p.cap_points is not None or p.cap_grants is not None:
+            _count_cap(conn, p, w.credit_account_id)
+    if p.debit.kind is AccountKind.CITIZEN:
+        _consume_lots(conn, p, w, now)
+        if p.kind is TransferKind.GRANT_REVOKE and p.program_id is not None:
+            conn.execute(
+                text(
+                    "UPDATE points_program_citizen_totals SET points = points - :a"
+                    " WHERE program_id = :p AND account_id = :c"
+                ),
+                {"a": p.amount, "p": p.program_id, "c": w.debit_account_id},
+            )
+
+
+def _count_cap(conn: Connection, p: Posting, account_id: int) -> None:
+    row = conn.execute(
+        text(
+            "INSERT INTO points_program_citizen_totals (program_id, account_id, points, grants)"
+            " VALUES (:p, :c, :a, 1) ON CONFLICT (program_id, account_id) DO UPDATE SET"
+            " points = points_program_citizen_totals.points + excluded.points,"
+            " grants = points_program_citizen_totals.grants + 1 RETURNING points, grants"
+        ),
+        {"p": p.program_id, "c": account_id, "a": p.amount},
+    ).one()
+    if (p.cap_points is not None and row.points > p.cap_points) or (
+        p.cap_grants is not None and row.grants > p.cap_grants
+    ):
+        raise Refused(Code.CAP_REACHED)
+
+
+def _consume_lots(conn: Connection, p: Posting, w: Written, now: datetime) -> None:
+    """Take `p.amount` out of the citizen's lots: FIFO by expiry for spends, the reversed
+    grant's own lot for a revoke, exactly the expired lots for an expiry."""
+    account = w.debit_account_id
+    if p.kind is TransferKind.GRANT_REVOKE:
+        sql = "SELECT id, remaining FROM points_lots WHERE transfer_id = :t AND remaining > 0"
+        params: dict[str, Any] = {"t": p.reversal_of}
+    elif p.kind is TransferKind.EXPIRY:
+        sql = (
+            "SELECT id, remaining FROM points_lots WHERE account_id = :a AND remaining > 0"
+            " AND expires_at <= :now ORDER BY expires_at, id"
+        )
+        params = {"a": account, "now": now}
+    else:
+        # Expired lots are skipped, not spent: their points go to the sink, not a shop.
+        sql = (
+            "SELECT id, remaining FROM points_lots WHERE account_id = :a AND remaining > 0"
+            " AND expires_at > :now ORDER BY expires_at, id LIMIT :n OFFSET :o"
+        )
+        params = {"a": account, "now": now, "n": _LOT_PAGE, "o": 0}
+    left = p.amount
+    taken: list[tuple[int, int]] = []
+    while left > 0:
+        lots = conn.execute(text(sql), params).all()
+        for lot_id, remaining in lots:
+            take = remaining if p.kind is TransferKind.EXPIRY else min(remaining, left)
+            taken.append((lot_id, take))
+            left -= take
+            if left <= 0 and p.kind is not TransferKind.EXPIRY:
+                break
+        if "o" not in params or len(lots) < _LOT_PAGE:
+            break
+        params["o"] += _LOT_PAGE
+    if left != 0:
+        if p.kind is TransferKind.GRANT_REVOKE:
+            raise Refused(Code.NOT_REVERSIBLE, "the granted points were already used")
+        if p.kind is TransferKind.EXPIRY:
+            raise Conflict(Code.BUSY, "expired lots changed; recompute")
+        raise Refused(Code.INSUFFICIENT_POINTS)
+    _move(conn, w.id, [(lot, -take) for lot, take in taken])
+
+
+def _restore_lots(conn: Connection, p: Posting, w: Written) -> None:
+    """Give a refund back to the lots the spend took from, latest expiry first (the
+    points keep their original expiry: a refund does not extend their life)."""
+    net = conn.execute(
+        text(
+            "SELECT m.lot_id, SUM(m.delta) AS net, l.expires_at FROM points_lot_moves m"
+            " JOIN points_lots l ON l.id = m.lot_id WHERE m.transfer_id = :t OR m.transfer_id"
+            " IN (SELECT id FROM points_transfers WHERE reversal_of = :t)"
+            " GROUP BY m.lot_id, l.expires_at ORDER BY l.expires_at DESC, m.lot_id DESC"
+        ),
+        {"t": p.reversal_of},
+    ).all()
+    left = p.amount
+    moves: list[tuple[int, int]] = []
+    for lot_id, consumed, _expires in net:
+        give = min(-int(consumed), left)
+        if give > 0:
+            moves.append((lot_id, give))
+            left -= give
+    if left:
+        raise Refused(Code.REFUND_EXCEEDS_SPENT)
+    _move(conn, w.id, moves)
+
+
+def _move(conn: Connection, transfer_id: int, moves: list[tuple[int, int]]) -> None:
+    if not moves:
+        return
+    conn.execute(
+        text("UPDATE points_lots SET remaining = remaining + :d WHERE id = :id"),
+        [{"d": d, "id": lot} for lot, d in moves],
+    )
+    conn.execute(
+        _INSERT_MOVE,
+        [{"lot_id": lot, "transfer_id": transfer_id, "delta": d} for lot, d in moves],
+    )
+
+
+def check_reversal(conn: Connection, p: Posting, w: Written) -> None:
+    """A reversal swaps the original's accounts and never exceeds it in total."""
+    orig = (
+        conn.execute(
+            text(
+                "SELECT kind, status, debit_account_id, credit_account_id, amount"
+                " FROM points_transfers WHERE id = :id"
+            ),
+            {"id": p.reversal_of},
+        )
+        .mappings()
+        .first()
+    )
+    if (
+        orig is None
+        or _REVERSES.get(p.kind) != orig["kind"]
+        or orig["status"] != TransferStatus.POSTED
+        or (orig["debit_account_id"], orig["credit_account_id"])
+        != (w.credit_account_id, w.debit_account_id)
+    ):
+        raise Refused(Code.NOT_REVERSIBLE)
+    total = conn.execute(
+        text("SELECT SUM(amount) FROM points_transfers WHERE reversal_of = :id"),
+        {"id": p.reversal_of},
+    ).scalar_one()
+    if total > orig["amount"]:
+        raise Refused(
+            Code.REFUND_EXCEEDS_SPENT if p.kind is TransferKind.REFUND else Code.NOT_REVERSIBLE
+        )

@@ -1,0 +1,99 @@
+"""`write`: one batch of postings, applied in the one lock order (see the package doc)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..models import TransferStatus
+from .accounts import apply, defer
+from .entries import check_reversal, claim_hold, insert_transfers, pending_order, side_effects
+from .postings import RANK, Acct, Posting, Written, effects_of
+
+
+def write(
+    session: Session,
+    postings: Sequence[Posting],
+    now: datetime,
+    on_written: Callable[[list[Written]], None] | None = None,
+) -> list[Written]:
+    """Apply `postings` atomically in the session's transaction (see the module doc).
+
+    Raises Refused/InvalidInput/Conflict (roll back), or DuplicateKey when a key is taken.
+    `on_written` runs after the transfers exist and before the shared rows are locked.
+    """
+    if not postings:
+        return []
+    conn = session.connection()
+    effects = effects_of(postings)
+    order = sorted(effects, key=Acct.lock_key)
+    first = [a for a in order if RANK[a.kind][0] == 0]
+    last = [a for a in order if RANK[a.kind][0] == 1]
+    # Claims come before any account lock, in pending id order: the hold row is where two
+    # resolutions of one pending transfer meet, and the loser stops before touching money.
+    for p in sorted((p for p in postings if p.pending_id is not None), key=pending_order):
+        claim_hold(conn, p)
+    for acct in first:
+        effects[acct].row = apply(conn, acct, effects[acct], now)
+
+    def acct_id(a: Acct) -> int:
+        return a.id if a.id is not None else int(effects[a].row["id"])
+
+    running = {a: int(effects[a].row["balance"]) - effects[a].balance for a in first}
+    rows: list[dict[str, Any]] = []
+    for p in postings:
+        balances: list[int | None] = []
+        for acct, sign in ((p.debit, -1), (p.credit, 1)):
+            if acct in running and p.status is TransferStatus.POSTED:
+                running[acct] += sign * p.amount
+            balances.append(running.get(acct))
+        rows.append(
+            {
+                "municipality_id": p.debit.municipality_id,
+                "kind": p.kind.value,
+                "status": p.status.value,
+                "debit_account_id": acct_id(p.debit),
+                "credit_account_id": acct_id(p.credit),
+                "amount": p.amount,
+                "idempotency_key": p.key,
+                "payload_hash": p.payload_hash,
+                "reversal_of": p.reversal_of,
+                "pending_id": p.pending_id,
+                "program_id": p.program_id,
+                "hold_until": p.hold_until,
+                "debit_balance": balances[0],
+                "credit_balance": balances[1],
+                "created_at": now,
+            }
+        )
+    ids = insert_transfers(conn, rows)
+    written = [
+        Written(
+            id=i,
+            kind=r["kind"],
+            status=r["status"],
+            amount=r["amount"],
+            debit_account_id=r["debit_account_id"],
+            credit_account_id=r["credit_account_id"],
+            debit_balance=r["debit_balance"],
+            credit_balance=r["credit_balance"],
+            created_at=now,
+        )
+        for i, r in zip(ids, rows, strict=True)
+    ]
+    for p, w in zip(postings, written, strict=True):
+        side_effects(conn, p, w, now)
+    if on_written is not None:
+        on_written(written)
+    if conn.dialect.name == "postgresql":
+        defer(session, {a: effects[a] for a in last})
+    else:
+        for acct in last:
+            effects[acct].row = apply(conn, acct, effects[acct], now)
+    for p, w in zip(postings, written, strict=True):
+        if p.reversal_of is not None:
+            check_reversal(conn, p, w)
+    return written
