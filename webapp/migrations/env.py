@@ -20,6 +20,10 @@ from webapp.db import Base
 # MODEL REGISTRY: every domain's models module, so that Base.metadata knows its tables.
 # A domain adding tables appends its module here (and adds a migration under versions/).
 MODEL_MODULES = [
+    "webapp.providers.models",
+    "webapp.identity.models",
+    "webapp.staff.models",
+    "webapp.terminals.models",
     "webapp.points.models",
 ]
 # ---------------------------------------------------------------------------------------
