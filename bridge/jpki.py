@@ -142,8 +142,7 @@ def _read_ef_batch(offset: int, end: int) -> list[Step]:
     stops the batch there (the 6B00 response still comes back and ends the read).
     """
     return [
-        Step(read_binary(pos, min(READ_CHUNK, end - pos)))
-        for pos in range(offset, end, READ_CHUNK)
+        Step(read_binary(pos, min(READ_CHUNK, end - pos))) for pos in range(offset, end, READ_CHUNK)
     ]
 
 
