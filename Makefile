@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv system-deps test lint bench demo clean
+.PHONY: venv system-deps node-deps test lint bench demo clean
 
 venv: $(STAMP)
 
@@ -24,7 +24,15 @@ $(STAMP): pyproject.toml
 system-deps:
 	./scripts/install-system-deps.sh
 
-test: system-deps venv
+# axe-core for the end-to-end accessibility checks (package.json / package-lock.json).
+# (npm gives unpacked files a 1985 mtime, hence a stamp of our own.)
+node-deps: node_modules/.installed-stamp
+
+node_modules/.installed-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: system-deps venv node-deps
 	$(BIN)/pytest
 
 lint: venv

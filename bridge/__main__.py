@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--sim", metavar="CARD", type=Path, help="serve a virtual card file")
     r.add_argument(
+        "--reader",
+        metavar="SUBSTRING",
+        help="serve only the PC/SC readers whose name contains SUBSTRING",
+    )
+    r.add_argument(
         "--keyboard",
         default="auto",
         choices=("auto", "pynput", "xdotool", "none"),
@@ -85,7 +90,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         watcher = sim
         signal.signal(signal.SIGUSR1, lambda _s, _f: sim.toggle())
     else:
-        watcher = PcscReaders()
+        watcher = PcscReaders(only=args.reader)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         client.stop()

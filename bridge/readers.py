@@ -124,9 +124,14 @@ class SimReader:
 
 
 class PcscReaders:
-    """Every PC/SC reader and card, through pyscard's reader and card monitors."""
+    """Every PC/SC reader and card, through pyscard's reader and card monitors.
 
-    def __init__(self) -> None:
+    `only`: serve just the readers whose name contains this text (`--reader`), e.g. when
+    two bridges on one machine each serve their own reader.
+    """
+
+    def __init__(self, only: str | None = None) -> None:
+        self.only = only
         self.session: BridgeSession | None = None
         self._reader_monitor: Any = None
         self._card_monitor: Any = None
@@ -144,17 +149,21 @@ class PcscReaders:
             def update(self, observable: Any, handlers: Any) -> None:
                 added, removed = handlers
                 for reader in added:
-                    watcher._safe(session.add_reader, str(reader))
+                    if watcher.serves(str(reader)):
+                        watcher._safe(session.add_reader, str(reader))
                 for reader in removed:
-                    watcher._safe(session.remove_reader, str(reader))
+                    if watcher.serves(str(reader)):
+                        watcher._safe(session.remove_reader, str(reader))
 
         class _Cards(CardObserver):  # type: ignore[misc]
             def update(self, observable: Any, handlers: Any) -> None:
                 added, removed = handlers
                 for card in removed:
-                    watcher._safe(session.remove_card, str(card.reader))
+                    if watcher.serves(str(card.reader)):
+                        watcher._safe(session.remove_card, str(card.reader))
                 for card in added:
-                    watcher._safe(watcher._inserted, str(card.reader), bytes(card.atr))
+                    if watcher.serves(str(card.reader)):
+                        watcher._safe(watcher._inserted, str(card.reader), bytes(card.atr))
 
         self._reader_monitor = ReaderMonitor()
         self._card_monitor = CardMonitor()
@@ -162,6 +171,10 @@ class PcscReaders:
         self._observers = [(self._reader_monitor, readers), (self._card_monitor, cards)]
         self._reader_monitor.addObserver(readers)
         self._card_monitor.addObserver(cards)
+
+    def serves(self, reader: str) -> bool:
+        """Whether this watcher serves `reader` (all readers unless `only` was given)."""
+        return self.only is None or self.only in reader
 
     def _inserted(self, reader: str, atr: bytes) -> None:
         from .transports.pcsc import PcscTransport

@@ -10,6 +10,7 @@
 #   libpcsclite-dev swig gcc python3-dev   build pyscard from source
 #   python3-venv                `python3 -m venv` on Debian's own Python
 #   chromium fonts-noto-cjk xvfb xdotool zbar-tools xauth   e2e tests and keyboard output
+#   nodejs npm (when no npm is on PATH)   axe-core for the accessibility checks
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +26,9 @@ missing=()
 for package in "${PACKAGES[@]}"; do
   installed "$package" || missing+=("$package")
 done
+# npm fetches axe-core for the accessibility checks. Any Node.js with npm will do (some
+# machines carry NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "system packages: all present"

@@ -24,7 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import bus, i18n, identity, points, staff, terminals
+    from . import bus, cardflow, counter, i18n, identity, kiosk, points, staff, terminals
     from .providers import views as provider_views
     from .views import health
 
@@ -34,6 +34,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     staff.init_app(app)  # CSRF, cookie flags, login throttle, error pages, /staff, /admin
     identity.init_app(app)
     terminals.init_app(app)  # /ws/bridge, pairing and admin API (CSRF-exempt: own auth)
+    cardflow.init_app(app)  # /ws/terminal, /terminal/status; the app's JPKI verifier
+    kiosk.init_app(app)
+    counter.init_app(app)  # /counter: the librarian's tab
     points.init_app(app)
     staff.csrf_exempt(points.api.bp)  # partners sign their requests
     app.register_blueprint(provider_views.bp)

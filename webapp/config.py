@@ -37,4 +37,6 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         ),
         "JPKI_CRL_SOURCES": [s for s in env.get("ICHIMAI_JPKI_CRL", "").split(",") if s],
         "BABEL_DEFAULT_LOCALE": "ja",
+        # A kiosk session ends after this long without a touch (and when the card leaves).
+        "KIOSK_IDLE_SECONDS": float(env.get("ICHIMAI_KIOSK_IDLE_SECONDS", "60")),
     }

@@ -11,11 +11,12 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the points tables, the partner API, the CLI and the citizen directory."""
-    from . import api, cli, models  # noqa: F401  (models: the tables join the metadata)
+    """Register the points tables, the partner API, the staff pages, CLI and directory."""
+    from . import api, cli, models, views  # noqa: F401  (models: the tables join the metadata)
     from .directory import IdentityDirectory
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(views.bp)  # /points: officer and merchant pages
     app.cli.add_command(cli.points)
     # The identity domain owns MyKey IDs; tests and benchmarks put another directory here.
     app.extensions.setdefault("points_directory", IdentityDirectory())

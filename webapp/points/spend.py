@@ -193,3 +193,39 @@ def _refunded(session: Session, spend_id: int) -> int:
         select(func.coalesce(func.sum(Transfer.amount), 0)).where(Transfer.reversal_of == spend_id)
     )
     return int(total or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment a merchant may still refund: amounts only, never who paid (rule 2)."""
+
+    transfer_id: int
+    points: int
+    refunded: int
+    created_at: datetime
+
+    @property
+    def refundable(self) -> int:
+        """What is left to refund."""
+        return self.points - self.refunded
+
+
+def refundable_payments(
+    session: Session, merchant_id: int, *, now: datetime | None = None, limit: int = 50
+) -> list[Payment]:
+    """The merchant's payments still inside the refund window, newest first (a range read)."""
+    merchant = _merchant(session, merchant_id)
+    muni = session.get(Municipality, merchant.municipality_id)
+    assert muni is not None  # noqa: S101  (a foreign key)
+    since = utc_now(now) - timedelta(days=muni.refund_window_days)
+    spends = session.scalars(
+        select(Transfer)
+        .where(
+            Transfer.credit_account_id == merchant.account_id,
+            Transfer.kind == TransferKind.SPEND.value,
+            Transfer.created_at >= since,
+        )
+        .order_by(Transfer.id.desc())
+        .limit(min(limit, 200))
+    ).all()
+    return [Payment(t.id, t.amount, _refunded(session, t.id), t.created_at) for t in spends]

@@ -46,7 +46,12 @@ ROLE_LABELS = {
     Role.PLATFORM_ADMIN.value: _l("Platform administrator"),
     Role.PROVIDER_ADMIN.value: _l("Provider administrator"),
     Role.COUNTER_STAFF.value: _l("Counter staff"),
+    Role.POINTS_OFFICER.value: _l("Points officer"),
+    Role.MERCHANT_STAFF.value: _l("Merchant staff"),
 }
+# The admin form creates provider-scoped accounts; points roles need a municipality or
+# merchant scope and are created with `flask staff create-points`.
+PROVIDER_ROLES = (Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN, Role.COUNTER_STAFF)
 
 
 class StaffForm(FlaskForm):
@@ -57,5 +62,7 @@ class StaffForm(FlaskForm):
         _l("Initial password"),
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
     )
-    role = SelectField(_l("Role"), choices=options(ROLE_LABELS.items()))
+    role = SelectField(
+        _l("Role"), choices=options((r.value, ROLE_LABELS[r.value]) for r in PROVIDER_ROLES)
+    )
     provider_id = SelectField(_l("Provider"), coerce=int, choices=[])

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..points.models import Merchant, Municipality
 from ..providers.models import Provider
 from .models import Role, StaffUser
 
@@ -65,9 +66,16 @@ def _check_password(password: str) -> None:
 
 
 def create_staff(
-    s: Session, login: str, password: str, role: Role | str, provider_id: int | None = None
+    s: Session,
+    login: str,
+    password: str,
+    role: Role | str,
+    provider_id: int | None = None,
+    *,
+    municipality_id: int | None = None,
+    merchant_id: int | None = None,
 ) -> StaffUser:
-    """A new active staff account; platform admins have no provider, the others need one."""
+    """A new active staff account, scoped as its role needs (see `_scope`)."""
     login = normalize_login(login)
     if not _LOGIN.fullmatch(login):
         raise StaffError(
@@ -76,10 +84,9 @@ def create_staff(
             "A login is 3-64 lower-case letters, digits or . _ @ -",
         )
     role = Role(role)
-    if role is Role.PLATFORM_ADMIN:
-        provider_id = None
-    elif provider_id is None or s.get(Provider, provider_id) is None:
-        raise StaffError("provider_id", "施設を選んでください。", "Please choose the provider.")
+    provider_id, municipality_id, merchant_id = _scope(
+        s, role, provider_id, municipality_id, merchant_id
+    )
     _check_password(password)
     if s.scalar(select(StaffUser.id).where(StaffUser.login == login)) is not None:
         raise _login_taken()
@@ -88,6 +95,8 @@ def create_staff(
         password_hash=_hasher.hash(password),
         role=role.value,
         provider_id=provider_id,
+        municipality_id=municipality_id,
+        merchant_id=merchant_id,
         active=True,
         session_epoch=0,
     )
@@ -98,6 +107,33 @@ def create_staff(
         s.rollback()
         raise _login_taken() from None
     return user
+
+
+def _scope(
+    s: Session,
+    role: Role,
+    provider_id: int | None,
+    municipality_id: int | None,
+    merchant_id: int | None,
+) -> tuple[int | None, int | None, int | None]:
+    """(provider, municipality, merchant) for `role`: the one it needs, the others None."""
+    if role is Role.PLATFORM_ADMIN:
+        return None, None, None
+    if role is Role.POINTS_OFFICER:
+        if municipality_id is None or s.get(Municipality, municipality_id) is None:
+            raise StaffError(
+                "municipality_id", "自治体を選んでください。", "Please choose the municipality."
+            )
+        return None, municipality_id, None
+    if role is Role.MERCHANT_STAFF:
+        if merchant_id is None or s.get(Merchant, merchant_id) is None:
+            raise StaffError(
+                "merchant_id", "加盟店を選んでください。", "Please choose the merchant."
+            )
+        return None, None, merchant_id
+    if provider_id is None or s.get(Provider, provider_id) is None:
+        raise StaffError("provider_id", "施設を選んでください。", "Please choose the provider.")
+    return provider_id, None, None
 
 
 def _login_taken() -> StaffError:

@@ -23,9 +23,13 @@ def _throttle() -> LoginThrottle:
 
 def _landing() -> str:
     user = current_staff()
-    if user is not None and user.role != Role.COUNTER_STAFF:
-        return url_for("admin.index")
-    return url_for("staff.home")
+    if user is None or user.role == Role.COUNTER_STAFF:
+        return url_for("staff.home")
+    if user.role == Role.POINTS_OFFICER:
+        return url_for("points_pages.municipality")
+    if user.role == Role.MERCHANT_STAFF:
+        return url_for("points_pages.settlement")
+    return url_for("admin.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

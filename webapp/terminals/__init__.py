@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
     """Register the terminals API and the bridge WebSocket; make the bus if none yet."""
     from .. import bus
     from ..views import bridge_ws, terminals_api
-    from . import models  # noqa: F401 - the tables
+    from . import admin_views, models  # noqa: F401 - the tables
 
     if "bus" not in app.extensions:
         bus.init_app(app)
@@ -35,6 +35,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": wire.MAX_FRAME_BYTES})
     app.register_blueprint(terminals_api.bp)
     app.register_blueprint(bridge_ws.bp)
+    if "staff" in app.blueprints:  # the admin pages need staff sign-in
+        app.register_blueprint(admin_views.bp)
     bridge_ws.sock.init_app(app)
     try:
         from ..staff.security import csrf_exempt

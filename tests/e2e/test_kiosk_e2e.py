@@ -1,0 +1,236 @@
+"""The kiosk in Debian's Chromium, through platform -> bridge -> pcscd -> virtual card.
+
+Every page state checked is screenshotted (artifacts/screenshots/kiosk/) and run through
+axe-core (no serious or critical violations).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from webapp.demo_data import library_number
+from webapp.terminals.models import TerminalKind
+
+from .conftest import KioskDriver
+
+pytestmark = pytest.mark.e2e
+
+
+def heading(kiosk: KioskDriver, screen: str) -> str:
+    return str(kiosk.page.locator(f'[data-screen="{screen}"] h1').inner_text()).strip()
+
+
+def history(kiosk: KioskDriver) -> list[str]:
+    return list(kiosk.page.evaluate("window.kiosk.history"))
+
+
+def sign_in_with(kiosk: KioskDriver, card_path: object, pin: str = "1234") -> None:
+    kiosk.tap(card_path)  # type: ignore[arg-type]
+    kiosk.wait_screen("pin")
+    kiosk.enter_pin(pin)
+
+
+def test_new_card_registers_rerolls_and_links_in_five_screens(kiosk: KioskDriver) -> None:
+    page = kiosk.page
+    kiosk.check("start")
+    kiosk.tap(kiosk.card())
+    kiosk.wait_screen("pin")
+    assert "3" in page.locator("#pin-tries").inner_text()
+    page.click('button[data-digit="1"]')
+    page.click('button[data-digit="2"]')
+    kiosk.check("pin-two-digits")
+    assert page.locator("#pin-display .filled").count() == 2
+    page.click('button[data-digit="3"]')
+    page.click('button[data-digit="4"]')
+    page.click('button[data-pin="ok"]')
+    kiosk.wait_screen("mykey")
+    first = page.locator("#mykey-id").inner_text()
+    assert re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}", first)
+    assert page.locator('[data-when="created"]').is_visible()
+    kiosk.check("mykey-new")
+    page.click("#reroll")
+    page.wait_for_function(f"document.getElementById('mykey-id').textContent !== {first!r}")
+    kiosk.check("mykey-rerolled")
+    page.click('[data-screen="mykey"] button[data-goto="link"]')
+    kiosk.wait_screen("link")
+    page.get_by_role("button", name="いちまい市立中央図書館").click()
+    kiosk.check("link-terms")
+    page.check("#accept-terms")
+    page.fill("#customer-number", "0000000012")  # bad 7DR check digit
+    page.click('#link-form button[type="submit"]')
+    page.wait_for_selector("#link-error:not([hidden])")
+    kiosk.check("link-bad-number")
+    page.fill("#customer-number", library_number(42))
+    page.click('#link-form button[type="submit"]')
+    kiosk.wait_screen("links")
+    assert library_number(42) in page.locator("#link-list").inner_text()
+    kiosk.check("links")
+    screens = history(kiosk)
+    assert screens[screens.index("start") :] == ["start", "pin", "mykey", "link", "links"]
+    assert len(set(screens)) <= 5
+    page.get_by_role("button", name=re.compile("解除|Unlink")).click()
+    page.wait_for_selector("#no-links:not([hidden])")
+    kiosk.check("links-unlinked")
+
+
+def test_registered_card_opens_its_mykey_id(kiosk: KioskDriver) -> None:
+    sign_in_with(kiosk, kiosk.card("registered"))
+    kiosk.wait_screen("mykey")
+    shown = kiosk.page.locator("#mykey-id").inner_text().replace("-", "")
+    assert shown == kiosk.stack.registered_mykey
+    assert kiosk.page.locator('[data-when="opened"]').is_visible()
+    assert not kiosk.page.locator('[data-when="can-reroll"]').is_visible()
+    kiosk.check("mykey-registered")
+    kiosk.page.click('[data-screen="mykey"] button[data-goto="links"]')
+    kiosk.wait_screen("links")
+    assert library_number(1) in kiosk.page.locator("#link-list").inner_text()
+    kiosk.check("links-registered")
+    kiosk.page.click('[data-screen="links"] button[data-action="end"]')
+    kiosk.wait_screen("start")
+
+
+def test_wrong_pin_then_last_try_needs_confirmation(kiosk: KioskDriver) -> None:
+    page = kiosk.page
+    sign_in_with(kiosk, kiosk.card(), "9999")
+    page.wait_for_selector("#pin-error:not([hidden])")
+    assert "暗証番号が違います" in page.locator("#pin-error").inner_text()
+    assert "2" in page.locator("#pin-tries").inner_text()
+    kiosk.check("pin-wrong")
+    kiosk.enter_pin("9999")
+    page.wait_for_selector("#last-try:not([hidden])")
+    assert page.locator("#pin-entry").is_hidden()
+    kiosk.check("pin-last-try")
+    page.click("#last-try-confirm")
+    kiosk.enter_pin("1234")
+    kiosk.wait_screen("mykey")
+
+
+def test_locked_card_explains_where_to_reset(kiosk: KioskDriver) -> None:
+    kiosk.tap(kiosk.card("locked"))
+    kiosk.wait_screen("error")
+    assert heading(kiosk, "error") == "暗証番号がロックされています"
+    assert "市区町村の窓口で再設定" in kiosk.page.locator("#error-explanation").inner_text()
+    kiosk.check("error-locked")
+
+
+def test_revoked_card_is_refused(kiosk: KioskDriver) -> None:
+    kiosk.tap(kiosk.card("revoked"))
+    kiosk.wait_screen("error")
+    assert heading(kiosk, "error") == "このカードの電子証明書は失効しています"
+    kiosk.check("error-revoked")
+
+
+def test_expired_certificate_is_refused(kiosk: KioskDriver) -> None:
+    now = datetime.now(UTC)
+    kiosk.tap(kiosk.card(not_before=now - timedelta(days=400), not_after=now - timedelta(days=1)))
+    kiosk.wait_screen("error")
+    assert heading(kiosk, "error") == "電子証明書の有効期限が切れています"
+    kiosk.check("error-expired")
+
+
+def test_card_removed_mid_flow_ends_the_session(kiosk: KioskDriver) -> None:
+    kiosk.tap(kiosk.card())
+    kiosk.wait_screen("pin")
+    kiosk.remove()
+    kiosk.wait_screen("start", timeout=10_000)
+    assert "終了" in kiosk.page.locator("#kiosk-status").inner_text()
+    kiosk.check("start-after-removal")
+
+
+def test_removed_after_sign_in_ends_the_server_session_too(kiosk: KioskDriver) -> None:
+    sign_in_with(kiosk, kiosk.card())
+    kiosk.wait_screen("mykey")
+    kiosk.remove()
+    kiosk.wait_screen("start", timeout=10_000)
+    reply = kiosk.page.evaluate(
+        "fetch('/kiosk/api/me', {headers: {Accept: 'application/json'}}).then(r => r.status)"
+    )
+    assert reply == 409
+
+
+def test_bridge_disconnected_and_back(kiosk: KioskDriver) -> None:
+    bridge = kiosk.stack.bridges[kiosk.kiosk_id]
+    bridge.stop()
+    kiosk.page.wait_for_selector('[data-when="offline"]:not([hidden])', timeout=15_000)
+    kiosk.check("start-offline")
+    bridge.start()
+    kiosk.stack.wait_ready(kiosk.kiosk_id)
+    kiosk.page.wait_for_selector('[data-when="offline"]', state="hidden", timeout=15_000)
+    sign_in_with(kiosk, kiosk.card())
+    kiosk.wait_screen("mykey")
+
+
+def test_english_is_one_tap_away_and_the_flow_resumes(kiosk: KioskDriver) -> None:
+    page = kiosk.page
+    assert heading(kiosk, "start") == "マイナンバーカードをカードリーダーに置いてください"
+    sign_in_with(kiosk, kiosk.card())
+    kiosk.wait_screen("mykey")
+    page.click('a[hreflang="en"]')
+    page.wait_for_load_state()
+    kiosk.wait_screen("mykey")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert heading(kiosk, "mykey") == "Your MyKey ID"
+    kiosk.check("mykey-english")
+    page.click('[data-screen="mykey"] button[data-goto="link"]')
+    kiosk.wait_screen("link")
+    page.get_by_role("button", name="Ichimai City Central Library").click()
+    kiosk.check("link-english")
+    page.click('a[hreflang="ja"]')
+    page.wait_for_load_state()
+    kiosk.wait_screen("mykey")
+    assert heading(kiosk, "mykey") == "マイキーID"
+
+
+def test_idle_timeout_ends_the_session(kiosk: KioskDriver) -> None:
+    app = kiosk.stack.app
+    assert app is not None
+    app.config["KIOSK_IDLE_SECONDS"] = 3
+    try:
+        kiosk.page.reload()
+        kiosk.wait_screen("start")
+        sign_in_with(kiosk, kiosk.card())
+        kiosk.wait_screen("mykey")
+        started = time.monotonic()
+        kiosk.wait_screen("start", timeout=10_000)
+        assert time.monotonic() - started >= 2
+    finally:
+        app.config["KIOSK_IDLE_SECONDS"] = 60
+
+
+def test_admin_and_demo_pages_pass_axe(kiosk: KioskDriver, browser: object) -> None:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1280, "height": 900}, locale="ja-JP"
+    )
+    page = context.new_page()
+    admin = KioskDriver(kiosk.stack, page, "admin", kiosk.tmp)
+    page.goto(f"{kiosk.stack.url}/staff/login")
+    page.fill("#login", "admin")
+    page.fill("#password", "ichimai-admin-demo")
+    page.locator("form button[type=submit]").last.click()
+    page.goto(f"{kiosk.stack.url}/admin/terminals/")
+    assert page.get_by_text(re.compile("^(Online|オンライン)$")).count() >= 2
+    admin.check("terminals")
+    page.get_by_role("button", name=re.compile("ペアリングコード")).first.click()
+    assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", page.locator("#pairing-code").inner_text())
+    admin.check("terminals-pairing-code")
+    page.goto(f"{kiosk.stack.url}/demo/reader")
+    admin.check("demo-reader")
+    context.close()
+    assert kiosk.stack.terminals[TerminalKind.COUNTER]
+
+
+def test_the_demo_panel_taps_a_card_on_the_kiosk(kiosk: KioskDriver) -> None:
+    panel = kiosk.page.context.new_page()
+    panel.goto(f"{kiosk.stack.url}/demo/reader")
+    panel.click(f"form[action$='/reader/{kiosk.kiosk_id}/tap/registered'] button")
+    kiosk.wait_screen("pin")
+    time.sleep(1.5)  # the card stays on the reader after the panel's request ended
+    kiosk.enter_pin()
+    kiosk.wait_screen("mykey")
+    panel.click(f"form[action$='/reader/{kiosk.kiosk_id}/remove'] button")
+    kiosk.wait_screen("start", timeout=10_000)
+    panel.close()

@@ -1,0 +1,391 @@
+"""`python -m webapp.demo` (`make demo`): the whole product on this machine, with virtual cards.
+
+Builds var/demo/ afresh: a demo J-LIS (bridge.vcard.jlis), four cards (registered, new,
+revoked, locked PIN; PIN 1234), a SQLite database with a demo library (ISIL JP-1000001,
+NW-7 patron numbers) and a museum, staff logins, a counter and a kiosk terminal. Then it
+serves the platform (threaded werkzeug, in-process bus, ICHIMAI_DEMO mode), starts a pcscd
+of its own with one vpcd reader per terminal, and pairs and runs one bridge process per
+terminal, each on its own reader (`python -m bridge run --reader ...`). The virtual
+reader panel (/demo/reader) taps cards into those readers. Where pcscd cannot run, the
+bridges fall back to `--sim` (the panel then restarts a bridge with the tapped card).
+
+`DemoStack` is also the end-to-end tests' stack (tests/e2e).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from bridge.vcard.cardfile import CardFile, card_data_from_issued
+from bridge.vcard.jlis import DemoJLIS
+
+from . import create_app, db
+from .cardflow import verifier_for
+from .demo_data import ensure_providers, library_number
+from .demo_reader import DemoCardInfo, DemoReaders, DemoTerminal
+from .identity import services as identity
+from .staff import services as staff_services
+from .staff.models import Role
+from .terminals import get_registry
+from .terminals import services as terminal_services
+from .terminals.models import TerminalKind
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_PIN = "1234"
+SIGN_PASSWORD = "ABC123"  # noqa: S105 - the demo cards' published signing password
+LOGINS = {
+    "admin": ("ichimai-admin-demo", Role.PLATFORM_ADMIN),
+    "library-admin": ("ichimai-library-demo", Role.PROVIDER_ADMIN),
+    "counter": ("ichimai-counter-demo", Role.COUNTER_STAFF),
+}
+# The demo CRLs are valid a day; a demo left running republishes them every hour.
+CRL_REPUBLISH_SECONDS = 3600.0
+CARDS = (
+    ("registered", "登録済みのカード", "Registered card"),
+    ("new", "新しいカード", "New card"),
+    ("revoked", "失効したカード", "Revoked card"),
+    ("locked", "暗証番号ロック中のカード", "Card with a locked PIN"),
+)
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "DISPLAY": "", **(extra or {})}
+
+
+class PcscSlot:
+    """A terminal's vpcd reader: a tap runs a card process attached to it."""
+
+    def __init__(self, harness: Any, reader: Any) -> None:
+        self.harness = harness
+        self.reader = reader
+        self.card: Any = None
+
+    def put(self, card: Path) -> None:
+        """Insert the card file into this reader."""
+        self.take()
+        self.card = self.harness.attach(card, self.reader)
+
+    def take(self) -> None:
+        """Take the card out (and wait until pcscd sees the reader empty)."""
+        if self.card is not None:
+            self.card.remove()
+            self.card = None
+
+
+class BridgeProcess:
+    """A paired bridge (`python -m bridge run`) in a subprocess, restartable."""
+
+    def __init__(self, home: Path, log: Path, args: list[str], env: dict[str, str]) -> None:
+        self.home, self.log, self.args, self.env = home, log, args, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra: list[str] | None = None) -> None:
+        """Start `python -m bridge run` with this bridge's home."""
+        self.stop()
+        cmd = [sys.executable, "-m", "bridge", "run", "--home", str(self.home), *self.args]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+                [*cmd, *(extra or [])], stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT
+            )
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class SimSlot:
+    """Fallback without pcscd: the bridge runs `--sim CARD`; a tap restarts it."""
+
+    def __init__(self, bridge: BridgeProcess, wait_ready: Callable[[], None]) -> None:
+        self.bridge = bridge
+        self.wait_ready = wait_ready
+
+    def put(self, card: Path) -> None:
+        """Restart the bridge with this card on its simulated reader."""
+        self.bridge.start(["--sim", str(card)])
+        self.wait_ready()
+
+    def take(self) -> None:
+        """Stop the bridge: the card is gone (so is the reader, until the next tap)."""
+        self.bridge.stop()
+
+
+class DemoStack:
+    """Platform + demo data + pcscd + paired bridges, under `home` (made afresh)."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        port: int = 0,
+        harness: Any = None,
+        idle_seconds: float = 60,
+        use_pcsc: bool = True,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.home = Path(home)
+        self.port = port
+        self.harness = harness
+        self._own_harness = harness is None
+        self.idle_seconds = idle_seconds
+        self.use_pcsc = use_pcsc
+        self.extra_config = extra_config or {}
+        self.mode = ""
+        self.bridges: dict[int, BridgeProcess] = {}
+        self.terminals: dict[str, int] = {}
+        self.cards: dict[str, DemoCardInfo] = {}
+        self.app: Flask | None = None
+        self.server: BaseWSGIServer | None = None
+        self.readers: DemoReaders | None = None
+        self.url = ""
+
+    # -- building --------------------------------------------------------------------
+
+    def _issue_cards(self) -> None:
+        self.jlis = DemoJLIS.init(self.home / "jlis")
+        cards_dir = self.home / "cards"
+        cards_dir.mkdir()
+        self.issued = {}
+        for name, ja, en in CARDS:
+            issued = self.jlis.issue()
+            data = card_data_from_issued(
+                issued, pin=DEMO_PIN, sign_password=SIGN_PASSWORD, locked=name == "locked"
+            )
+            path = cards_dir / f"{name}.json"
+            CardFile.create(path, data)
+            self.issued[name] = issued
+            self.cards[name] = DemoCardInfo(name, ja, en, path)
+        self.jlis.revoke(self.issued["revoked"].auth_cert_der)
+
+    def _build_app(self) -> Flask:
+        config = {
+            "DATABASE_URL": f"sqlite:///{self.home / 'ichimai.db'}",
+            "BUS_URL": "memory://",
+            "DEMO_MODE": True,
+            "DEMO_JLIS_DIR": str(self.jlis.directory),
+            "JPKI_CRL_SOURCES": [str(self.jlis.directory / "auth.crl")],
+            "KIOSK_IDLE_SECONDS": self.idle_seconds,
+            "BRIDGE_PING_INTERVAL": 5.0,
+            "BRIDGE_FLUSH_INTERVAL": 2.0,
+            **self.extra_config,
+        }
+        app = create_app(config)
+        db.create_all(app)
+        return app
+
+    def _seed(self, app: Flask) -> None:
+        verifier = verifier_for(app)
+        with app.app_context(), db.new_session() as s:
+            demo = ensure_providers(s)
+            for login, (password, role) in LOGINS.items():
+                provider = None if role == Role.PLATFORM_ADMIN else demo.library.id
+                staff_services.create_staff(s, login, password, role, provider)
+            for kind, name in (
+                (TerminalKind.COUNTER, "カウンター1"),
+                (TerminalKind.KIOSK, "キオスク1"),
+            ):
+                terminal = terminal_services.create_terminal(s, demo.library.id, kind, name)
+                self.terminals[kind] = terminal.id
+            card = verifier.identify(self.issued["registered"].auth_cert_der)
+            mykey, _ = identity.open_or_create(s, card.card_key, card.not_after)
+            identity.link(s, mykey.id, demo.library, library_number(1), demo.library.terms_version)
+            self.registered_mykey = mykey.id
+
+    def _serve(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        app.config["PLATFORM_ORIGIN"] = self.url
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+
+    def _start_harness(self) -> None:
+        from bridge.vcard.pcscd_harness import HarnessUnavailable, Pcscd
+
+        if not self.use_pcsc:
+            self.mode = "sim"
+            return
+        try:
+            if self.harness is None:
+                self.harness = Pcscd(readers=2, base_dir=None)
+                self.harness.start()
+            self.mode = f"pcsc ({self.harness.isolation})"
+        except (HarnessUnavailable, OSError) as exc:
+            print(f"pcscd unavailable ({exc}); falling back to --sim bridges", file=sys.stderr)
+            self.harness = None
+            self.mode = "sim"
+
+    def _pair(self, terminal_id: int, kind: str) -> BridgeProcess:
+        assert self.app is not None  # noqa: S101 - built first
+        with self.app.app_context(), db.new_session() as s:
+            code = terminal_services.create_pairing_code(s, terminal_id).code
+        home = self.home / f"bridge-{kind}"
+        env = _env({"ICHIMAI_BRIDGE_HOME": str(home)})
+        subprocess.run(  # noqa: S603 - fixed argv
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "pair",
+                self.url,
+                code,
+                "--home",
+                str(home),
+                "--name",
+                f"demo {kind} bridge",
+            ],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        args = ["--keyboard", "none"]
+        if self.harness is not None:
+            env["PCSCLITE_CSOCK_NAME"] = str(self.harness.socket_path)
+        return BridgeProcess(home, self.home / f"bridge-{kind}.log", args, env)
+
+    def wait_ready(self, terminal_id: int, timeout: float = 20.0) -> None:
+        """Wait until the terminal's bridge is connected and has reported its readers."""
+        from .bus import get_bus
+        from .terminals.remote import RemoteTransport
+
+        assert self.app is not None  # noqa: S101
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if RemoteTransport(get_bus(self.app), terminal_id, timeout=2).status().get("ready"):
+                    return
+            except Exception:  # noqa: S110 - not connected yet
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"the bridge of terminal {terminal_id} did not come up")
+
+    def _revoke(self, card: str) -> None:
+        assert self.app is not None  # noqa: S101
+        self.jlis.revoke(self.issued[card].auth_cert_der)
+        verifier_for(self.app).revocation.refresh_all()
+
+    def refresh_crls(self) -> None:
+        """Publish fresh demo CRLs (they live a day) and have the verifier load them."""
+        assert self.app is not None  # noqa: S101
+        self.jlis.publish_crls()
+        verifier_for(self.app).revocation.refresh_all()
+
+    def start(self) -> DemoStack:
+        """Build everything and start serving; returns self."""
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        self.home.mkdir(parents=True, mode=0o700)
+        self._issue_cards()
+        self.app = self._build_app()
+        self._serve(self.app)
+        self._seed(self.app)
+        self._start_harness()
+        slots: list[DemoTerminal] = []
+        readers = list(self.harness.readers) if self.harness is not None else []
+        for kind, terminal_id in self.terminals.items():
+            bridge = self._pair(terminal_id, kind)
+            self.bridges[terminal_id] = bridge
+            slot: Any
+            if self.harness is not None:
+                reader = readers.pop() if kind == TerminalKind.KIOSK else readers.pop(0)
+                bridge.args += ["--reader", reader.name]
+                bridge.start()
+                self.wait_ready(terminal_id)
+                slot = PcscSlot(self.harness, reader)
+            else:
+                slot = SimSlot(bridge, functools.partial(self.wait_ready, terminal_id))
+            name = "カウンター1" if kind == TerminalKind.COUNTER else "キオスク1"
+            slots.append(DemoTerminal(terminal_id, kind, name, slot))
+        self.readers = DemoReaders(
+            list(self.cards.values()), slots, mode=self.mode, revoke=self._revoke
+        )
+        self.readers.revoked.add("revoked")  # revoked at issue, above
+        self.app.extensions["demo_readers"] = self.readers
+        return self
+
+    def stop(self) -> None:
+        """Take the cards out, stop the bridges, the server and (if ours) pcscd."""
+        if self.readers is not None:
+            self.readers.close()
+        for bridge in self.bridges.values():
+            bridge.stop()
+        if self.app is not None:
+            get_registry(self.app).close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self._own_harness and self.harness is not None:
+            self.harness.stop()
+
+    def banner(self) -> str:
+        """What `make demo` prints: URLs, logins, cards."""
+        lines = [
+            "",
+            f"Ichimai demo (一枚): SQLite + in-process bus, demo J-LIS; card readers: {self.mode}",
+            f"  data            {self.home}",
+            f"  platform        {self.url}/",
+            f"  virtual reader  {self.url}/demo/reader   (tap and remove the demo cards)",
+            f"  terminals admin {self.url}/admin/terminals/",
+            f"  staff sign-in   {self.url}/staff/login",
+        ]
+        for login, (password, role) in LOGINS.items():
+            lines.append(f"    {login:<15} {password:<22} {role.value}")
+        lines += [
+            f"  kiosk           sign in as admin, Terminals, 'Open as kiosk on this device' "
+            f"(or the button on {self.url}/demo/reader)",
+            f"  demo cards      PIN {DEMO_PIN}: "
+            + ", ".join(f"{c.name} ({c.label_en})" for c in self.cards.values()),
+            f"  registered card MyKey ID {self.registered_mykey}, library number "
+            f"{library_number(1)}",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m webapp.demo", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ICHIMAI_DEMO_PORT", 5000)))
+    parser.add_argument("--home", type=Path, default=ROOT / "var" / "demo")
+    parser.add_argument("--sim", action="store_true", help="no pcscd: --sim bridges")
+    args = parser.parse_args(argv)
+    stack = DemoStack(args.home, port=args.port, use_pcsc=not args.sim)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        while not stopped.wait(CRL_REPUBLISH_SECONDS):
+            stack.refresh_crls()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
