@@ -15,7 +15,7 @@ set -euo pipefail
 
 PACKAGES=(
   pcscd vsmartcard-vpcd opensc libpcsclite-dev swig gcc python3-dev python3-venv
-  chromium fonts-noto-cjk xvfb xdotool zbar-tools xauth
+  chromium fonts-noto-cjk xvfb xdotool zbar-tools xauth python3-tk
 )
 
 installed() {

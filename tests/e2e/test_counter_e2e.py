@@ -21,8 +21,8 @@ from bridge.vcard.jlis import DemoJLIS
 from bridge.vcard.pcscd_harness import Pcscd
 from tests.e2e.conftest import AXE_TAGS, ensure_axe
 from tests.e2e.counter_stack import CounterStack, make_stack, need, page, shoot
-from tests.e2e.x11 import LibrarySystemWindow, xvfb
 from tests.fixtures.counter import PIN, make_counter
+from tests.support.x11 import LibrarySystemWindow, xvfb
 
 __all__ = ["page"]
 pytestmark = pytest.mark.e2e
