@@ -343,6 +343,35 @@ async function reroll() {
 // -- idle timeout --------------------------------------------------------------------
 
 let idleTimer = null;
+function item(text, tag = "li") {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  return el;
+}
+
+async function showPoints() {
+  let body;
+  try {
+    body = await api("GET", "/kiosk/api/points");
+  } catch (error) {
+    showError(error.info);
+    return;
+  }
+  const list = $("points-list");
+  const words = list.dataset;
+  list.replaceChildren();
+  for (const m of body.municipalities) {
+    list.append(item(m.municipality, "h2"), item(`${words.balance}: ${m.spendable}`, "p"));
+    const lots = document.createElement("ul");
+    for (const lot of m.lots) lots.append(item(`${lot.remaining} (${words.expires} ${lot.expires_at})`));
+    const moves = document.createElement("ul");
+    for (const t of m.transfers) moves.append(item(`${t.date} ${t.counterparty} ${t.points > 0 ? "+" : ""}${t.points}`));
+    list.append(lots, item(words.history, "h3"), moves);
+  }
+  $("no-points").hidden = body.municipalities.length > 0;
+  show("points");
+}
+
 function touched() {
   clearTimeout(idleTimer);
   idleTimer = setTimeout(() => {
@@ -365,6 +394,8 @@ root.addEventListener("click", (event) => {
     submitPin();
   } else if (target.dataset.action === "end") {
     end();
+  } else if (target.dataset.action === "points") {
+    showPoints();
   } else if (target.dataset.goto) {
     if (target.dataset.goto === "link") state.provider = null;
     if (state.me) showMe(state.me, target.dataset.goto);

@@ -25,6 +25,7 @@ from ..identity.errors import IdentityError
 from ..identity.models import MyKeyID
 from ..providers.models import Provider
 from ..terminals.models import TerminalKind
+from .points import my_points
 
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 
@@ -186,6 +187,14 @@ def pin_complete() -> ResponseReturnValue:
 def me() -> ResponseReturnValue:
     """The MyKey ID of this card session, its links and the providers to link."""
     return jsonify(_me(_active(mykey=True)))
+
+
+@bp.get("/points")
+@terminal_required(TerminalKind.KIOSK)
+def points() -> ResponseReturnValue:
+    """The authenticated citizen's points: balances, lots with expiry, own transfers."""
+    state = _active(mykey=True)
+    return jsonify(municipalities=my_points(db.session(), state["mykey"]))
 
 
 @bp.post("/reroll")

@@ -12,11 +12,13 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the points tables, the partner API, the staff pages, CLI and directory."""
-    from . import api, cli, models, views  # noqa: F401  (models: the tables join the metadata)
+    from . import api, cli, models, terminal, views  # noqa: F401  (models: the tables join the metadata)
     from .directory import IdentityDirectory
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)  # /points: officer and merchant pages
+    app.register_blueprint(terminal.bp)  # /points/terminal: the merchant's till
+    app.config.setdefault("POINTS_MERCHANT_TERMINALS", {})  # {terminal id: merchant id}
     app.cli.add_command(cli.points)
     # The identity domain owns MyKey IDs; tests and benchmarks put another directory here.
     app.extensions.setdefault("points_directory", IdentityDirectory())

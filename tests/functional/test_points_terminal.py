@@ -1,0 +1,186 @@
+"""The merchant terminal over the real bridge: amount, card, sealed PIN, confirm, receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from bridge.seal import SealContext, seal_pin
+from bridge.vcard.cardfile import CardFile, card_data_from_issued
+from bridge.vcard.jlis import DemoJLIS
+from tests.fixtures.cardflow import Kiosk, platform_config
+from webapp import db
+from webapp.cardflow import verifier_for
+from webapp.identity import services as identity
+from webapp.points import invariants, programs
+from webapp.points.demo import build_city
+from webapp.points.models import Transfer
+from webapp.staff.models import Role
+from webapp.staff.services import create_staff
+from webapp.terminals.testing import LivePlatform
+
+PIN = "1234"
+PASSWORD = "merchant staff password"
+
+
+@dataclass
+class Till:
+    """A merchant terminal with its bridge, the museum's staff tab, and a city."""
+
+    kiosk: Kiosk
+    client: FlaskClient
+    merchant_id: int
+    municipality_id: int
+    program_id: int
+    jlis: DemoJLIS
+    tmp: Path
+
+    def card(self, name: str = "card", *, tries: int | None = None) -> tuple[Path, bytes]:
+        """A virtual card file and its card key."""
+        issued = self.jlis.issue()
+        data = card_data_from_issued(issued, pin=PIN, sign_password="ABC123")
+        if tries is not None:
+            data.auth_pin.tries_left = tries
+        path = self.tmp / f"{name}.json"
+        CardFile.create(path, data)
+        key = verifier_for(self.kiosk.platform.app).identify(issued.auth_cert_der).card_key
+        return path, key
+
+    def citizen(self, key: bytes, grants: int = 1) -> str:
+        """A MyKey ID for the card, granted `grants` x 500 points."""
+        app = self.kiosk.platform.app
+        with app.app_context(), db.new_session() as s:
+            mykey, _ = identity.open_or_create(s, key, datetime(2035, 1, 1, tzinfo=UTC))
+            for i in range(grants):
+                programs.grant(
+                    s,
+                    self.program_id,
+                    mykey.id,
+                    key=f"g-{mykey.id}-{i}",
+                    directory=app.extensions["points_directory"],
+                )
+            s.commit()
+            return mykey.id
+
+    def transfers(self) -> int:
+        """Transfers in the ledger (and the invariants hold)."""
+        with self.kiosk.platform.app.app_context(), db.new_session() as s:
+            assert invariants.violations(s) == {}
+            return int(s.scalar(select(func.count()).select_from(Transfer)) or 0)
+
+    def pay_until_confirm(self, points: int, pin: str = PIN) -> Any:
+        """Amount and card, PIN prompt, sealed PIN: the /pin/complete response."""
+        started = self.client.post("/points/terminal/api/start", json={"points": points})
+        assert started.status_code == 200, started.get_data(as_text=True)
+        prompt = self.client.post("/points/terminal/api/pin/begin").get_json()
+        sealed = seal_pin(
+            prompt["seal_public_key"], pin, SealContext(prompt["bridge_id"], prompt["command_id"])
+        )
+        return self.client.post("/points/terminal/api/pin/complete", json={"sealed": sealed})
+
+
+@pytest.fixture
+def till(demo_jlis: DemoJLIS, tmp_path: Path) -> Iterator[Till]:
+    with LivePlatform(tmp_path, extra=platform_config(demo_jlis)) as platform:
+        terminal = platform.terminal("Museum till", kind="merchant")
+        home = tmp_path / "bridge-home"
+        bridge = platform.pair_bridge(home, terminal)
+        app = platform.app
+        with app.app_context(), db.new_session() as s:
+            city = build_city(s)
+            s.commit()
+            ids = (city.museum.id, city.muni.id, city.volunteering.id)
+            create_staff(s, "museum", PASSWORD, Role.MERCHANT_STAFF, merchant_id=ids[0])
+        app.config["POINTS_MERCHANT_TERMINALS"] = {terminal: ids[0]}
+        client = app.test_client()
+        login = client.post("/staff/login", data={"login": "museum", "password": PASSWORD})
+        assert login.status_code == 302
+        assert client.post(f"/points/terminal/open/{terminal}").status_code == 302
+        k = Kiosk(platform, terminal, bridge, home)
+        yield Till(k, client, ids[0], ids[1], ids[2], demo_jlis, tmp_path)
+        k.stop()
+
+
+def test_happy_payment_and_double_confirm(till: Till) -> None:
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    before = till.transfers()
+    page = till.client.get("/points/terminal/")
+    assert page.status_code == 200
+    shown = till.pay_until_confirm(200)
+    assert shown.status_code == 200, shown.get_data(as_text=True)
+    assert shown.get_json() == {"points": 200, "balance": 500, "enough": True}
+    first = till.client.post("/points/terminal/api/confirm").get_json()
+    second = till.client.post("/points/terminal/api/confirm").get_json()
+    assert first == {"points": 200, "balance": 300, "replayed": False}
+    assert second["replayed"] is True and second["balance"] == 300
+    assert set(first) == {"points", "balance", "replayed"}  # nothing about what was bought
+    assert till.transfers() == before + 1
+
+
+def test_insufficient_balance_writes_nothing(till: Till) -> None:
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    before = till.transfers()
+    shown = till.pay_until_confirm(900).get_json()
+    assert shown["enough"] is False
+    refused = till.client.post("/points/terminal/api/confirm")
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "insufficient_points"
+    assert till.transfers() == before
+
+
+def test_wrong_pin_and_unregistered_card(till: Till) -> None:
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    before = till.transfers()
+    wrong = till.pay_until_confirm(100, pin="9999")
+    assert wrong.status_code == 400
+    assert wrong.get_json()["error"]["code"] == "wrong_pin"
+    assert till.client.post("/points/terminal/api/confirm").status_code == 409
+    stranger, _ = till.card("stranger")
+    till.kiosk.insert(stranger)
+    unknown = till.pay_until_confirm(100)
+    assert unknown.get_json()["error"]["code"] == "not_registered"
+    assert till.transfers() == before
+
+
+def test_card_removed_before_confirm_ends_the_flow(till: Till) -> None:
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    before = till.transfers()
+    assert till.pay_until_confirm(100).status_code == 200
+    till.kiosk.stop()
+    till.kiosk.insert(path)  # same card put back: a new card session
+    gone = till.client.post("/points/terminal/api/confirm")
+    assert gone.status_code == 409
+    assert gone.get_json()["error"]["code"] == "card_removed"
+    assert till.client.post("/points/terminal/api/confirm").status_code == 409
+    assert till.transfers() == before
+
+
+def test_only_the_merchants_staff_open_it(till: Till) -> None:
+    other = till.kiosk.platform.app.test_client()
+    assert other.get("/points/terminal/").status_code in (302, 403)
+    assert other.post("/points/terminal/api/start", json={"points": 1}).status_code in (302, 403)
+
+
+def test_bridge_offline_and_bad_amount_change_nothing(till: Till) -> None:
+    before = till.transfers()
+    offline = till.client.post("/points/terminal/api/start", json={"points": 100})
+    assert offline.status_code == 400  # not final: the staff may retry
+    assert offline.get_json()["error"]["code"] == "bridge_offline"
+    bad = till.client.post("/points/terminal/api/start", json={"points": -5})
+    assert bad.get_json()["error"]["code"] == "invalid_amount"
+    assert till.transfers() == before
