@@ -134,7 +134,7 @@ def client(
     """One client process: connect, say ready, then grant as fast as it can for `seconds`
     from the moment the parent gives the start time (all clients start together)."""
     # The app's engine (webapp.db.make_engine), unless ICHIMAI_BENCH_PRE_PING=0 asks for
-    # the same without its per-checkout ping, to see what that ping costs.
+    # a plain engine without its ping of connections checked out after an idle spell.
     if os.environ.get("ICHIMAI_BENCH_PRE_PING", "1") == "0":
         engine = create_engine(url, pool_size=1)
     else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -33,13 +34,51 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 2.0
+_IDLE_SINCE = "ichimai_idle_since"
+
+
+def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine) -> Any:
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        # Known dead (psycopg saw the socket close): replace it without a round trip.
+        if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+            raise exc.DisconnectionError("connection closed")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # new, or back from a request moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise exc.DisconnectionError("ping failed") from error
+
+    return checkout
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`, with WAL and foreign keys on SQLite."""
+    """An engine for `url`, with WAL and foreign keys on SQLite.
+
+    On PostgreSQL a pooled connection is pinged on checkout only after it sat idle
+    IDLE_PING_SECONDS (SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round
+    trip per request, a fifth of a grant's). A connection that was in use moments ago is
+    handed out as is; should the server drop it all the same (a restart under load), the
+    statement fails as a disconnect, SQLAlchemy invalidates the pool's older connections,
+    and the request, idempotent by its key, can be retried.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+    engine = create_engine(url, pool_size=10, max_overflow=40)
+    event.listen(engine, "checkin", _stamp_checkin)
+    event.listen(engine, "checkout", _ping_if_idle(engine))
+    return engine
 
 
 def init_app(app: Flask) -> None:

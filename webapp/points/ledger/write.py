@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from ..models import TransferStatus
 from .accounts import apply, defer
-from .entries import check_reversal, claim_hold, insert_transfers, pending_order, side_effects
+from .entries import (
+    check_reversal,
+    claim_hold,
+    insert_transfers,
+    opens_lot,
+    pending_order,
+    side_effects,
+)
 from .postings import RANK, Acct, Posting, Written, effects_of
 
 
@@ -69,7 +76,13 @@ def write(
                 "created_at": now,
             }
         )
-    ids = insert_transfers(conn, rows)
+    one = postings[0] if len(postings) == 1 else None
+    with_lot = (
+        one.lot_expires_at
+        if one is not None and conn.dialect.name == "postgresql" and opens_lot(one)
+        else None
+    )
+    ids = insert_transfers(conn, rows, with_lot)
     written = [
         Written(
             id=i,
@@ -85,7 +98,7 @@ def write(
         for i, r in zip(ids, rows, strict=True)
     ]
     for p, w in zip(postings, written, strict=True):
-        side_effects(conn, p, w, now)
+        side_effects(conn, p, w, now, lot_written=with_lot is not None)
     if on_written is not None:
         on_written(written)
     if conn.dialect.name == "postgresql":
