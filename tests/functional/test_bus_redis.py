@@ -18,27 +18,15 @@ from typing import Any
 
 import pytest
 
-REDIS_URL = os.environ.get("ICHIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.services import REDIS_URL, redis_up
+
 WAIT = 10.0
 ctx = mp.get_context("spawn")  # no fork with live bus threads
 
 
-def _redis_up() -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _need_redis() -> None:
-    if not _redis_up():
+    if not redis_up():
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis not reachable at {REDIS_URL} on CI")
         pytest.skip(f"Redis not reachable at {REDIS_URL}")

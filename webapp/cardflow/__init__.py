@@ -26,9 +26,17 @@ from flask import Flask
 
 from ..jpki import Verifier, build_verifier
 from .errors import CardFlowError, FlowCode
-from .messages import Message, message_for
+from .messages import Message, error_body, message_for
 
-__all__ = ["CardFlowError", "FlowCode", "Message", "init_app", "message_for", "verifier_for"]
+__all__ = [
+    "CardFlowError",
+    "FlowCode",
+    "Message",
+    "error_body",
+    "init_app",
+    "message_for",
+    "verifier_for",
+]
 
 _lock = threading.Lock()
 

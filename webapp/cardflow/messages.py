@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import FlowCode
+from .errors import CardFlowError, FlowCode
 
 
 class Message(NamedTuple):
@@ -254,3 +254,16 @@ def message_for(code: FlowCode | str, locale: str) -> Message:
         flow = FlowCode.CARD_UNREADABLE
     table = _EN if str(locale).startswith("en") else _JA
     return table[flow]
+
+
+def error_body(exc: CardFlowError, locale: str) -> dict[str, object]:
+    """The JSON body a terminal tab gets for a card-flow error, in `locale`'s words."""
+    title, explanation, action = message_for(exc.code, locale)
+    return {
+        "code": exc.code.value,
+        "title": title,
+        "explanation": explanation,
+        "action": action,
+        "tries_left": exc.tries_left,
+        "final": exc.final,
+    }

@@ -19,7 +19,7 @@ from ..bus import get_bus
 from ..cardflow import services as cardflow
 from ..cardflow.binding import clear_flow, current_terminal, load_flow, save_flow, terminal_required
 from ..cardflow.errors import CardFlowError, FlowCode
-from ..cardflow.messages import message_for
+from ..cardflow.messages import error_body
 from ..identity import services as identity
 from ..identity.errors import IdentityError
 from ..identity.models import MyKeyID
@@ -37,18 +37,9 @@ def _locale() -> str:
 
 
 def _flow_error(exc: CardFlowError) -> ResponseReturnValue:
-    title, explanation, action = message_for(exc.code, _locale())
     if exc.final:
         clear_flow()
-    body = {
-        "code": exc.code.value,
-        "title": title,
-        "explanation": explanation,
-        "action": action,
-        "tries_left": exc.tries_left,
-        "final": exc.final,
-    }
-    return jsonify(error=body), 409 if exc.final else 400
+    return jsonify(error=error_body(exc, _locale())), 409 if exc.final else 400
 
 
 @bp.errorhandler(CardFlowError)

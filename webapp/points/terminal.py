@@ -27,7 +27,7 @@ from flask_babel import get_locale
 
 from .. import db
 from ..bus import get_bus
-from ..cardflow import CardFlowError, FlowCode, message_for, verifier_for
+from ..cardflow import CardFlowError, FlowCode, error_body, verifier_for
 from ..cardflow import services as cardflow
 from ..identity.models import CardBinding
 from ..identity.services import card_key_bytes
@@ -100,18 +100,9 @@ def _active(terminal: Terminal, *step: str) -> dict[str, Any]:
 
 @bp.errorhandler(CardFlowError)
 def _on_flow_error(exc: CardFlowError) -> ResponseReturnValue:
-    title, explanation, action = message_for(exc.code, _locale())
     if exc.final:
         cookie.pop(FLOW, None)
-    body = {
-        "code": exc.code.value,
-        "title": title,
-        "explanation": explanation,
-        "action": action,
-        "tries_left": exc.tries_left,
-        "final": exc.final,
-    }
-    return jsonify(error=body), 409 if exc.final else 400
+    return jsonify(error=error_body(exc, _locale())), 409 if exc.final else 400
 
 
 @bp.errorhandler(PointsError)

@@ -8,28 +8,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.services import REDIS_URL, redis_up
 from webapp.bus import Bus, InProcessBus
-
-REDIS_URL = os.environ.get("ICHIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def redis_available() -> bool:
-    """True when the test Redis answers PING."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
 
 
 def require_redis() -> None:
     """Skip without Redis, except on CI (CI=true), where a missing Redis is a failure."""
-    if not redis_available():
+    if not redis_up():
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis not reachable at {REDIS_URL} on CI")
         pytest.skip(f"Redis not reachable at {REDIS_URL}")

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
+from tests.support.services import REDIS_URL, redis_up
 from webapp.staff.throttle import LoginThrottle
-
-REDIS_URL = os.environ.get("ICHIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _redis_up() -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
 
 
 def test_memory_throttle_counts_failures_only() -> None:
@@ -38,7 +23,7 @@ def test_memory_throttle_counts_failures_only() -> None:
     assert not t.blocked("198.51.100.2", "other")
 
 
-@pytest.mark.skipif(not _redis_up(), reason=f"Redis not reachable at {REDIS_URL}")
+@pytest.mark.skipif(not redis_up(), reason=f"Redis not reachable at {REDIS_URL}")
 def test_redis_throttle_is_shared_by_workers() -> None:
     login = f"clerk-{uuid.uuid4().hex}"
     ip = f"ip-{uuid.uuid4().hex}"
