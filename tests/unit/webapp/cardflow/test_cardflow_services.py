@@ -163,7 +163,7 @@ def test_card_removed_and_bridge_offline(
         services.begin_pin(bus, verifier, t, "kiosk", s=db_session)
     assert none.value.code == FlowCode.NO_CARD
     kiosk.stop()
-    assert not services.terminal_status(bus, t).online
+    wait_for(lambda: not services.terminal_status(bus, t).online)  # the socket closes async
     with pytest.raises(CardFlowError) as offline:
         services.read_card(bus, verifier, t)
     assert offline.value.code == FlowCode.BRIDGE_OFFLINE
