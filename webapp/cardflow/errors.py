@@ -33,6 +33,7 @@ class FlowCode(enum.StrEnum):
     NO_LINK = "no_link"
     SESSION_ENDED = "session_ended"
     BUSY = "busy"
+    SERVICE_UNAVAILABLE = "service_unavailable"  # our side (e.g. the nonce store): retry
 
 
 # Codes after which the same card cannot go on (the page returns to "place your card").
@@ -88,6 +89,7 @@ _REASONS: dict[Reason, FlowCode] = {
     Reason.NONCE_EXPIRED: FlowCode.FLOW_EXPIRED,
     Reason.PURPOSE_MISMATCH: FlowCode.AUTH_FAILED,
     Reason.TERMINAL_MISMATCH: FlowCode.AUTH_FAILED,
+    Reason.NONCE_STORE_UNAVAILABLE: FlowCode.SERVICE_UNAVAILABLE,
 }
 
 

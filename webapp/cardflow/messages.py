@@ -130,6 +130,11 @@ _JA: dict[FlowCode, Message] = {
         "前の操作をまだ処理しています。",
         "少し待ってから、もう一度お試しください。",
     ),
+    FlowCode.SERVICE_UNAVAILABLE: Message(
+        "ただいま手続きができません",
+        "システムの一時的な不具合のため、手続きを進められません。カードや暗証番号の問題ではありません。",
+        "しばらく待ってからもう一度お試しください。続く場合は職員にお声がけください。",
+    ),
 }
 
 _EN: dict[FlowCode, Message] = {
@@ -242,6 +247,11 @@ _EN: dict[FlowCode, Message] = {
         "Working",
         "The previous step is still being processed.",
         "Please wait a moment and try again.",
+    ),
+    FlowCode.SERVICE_UNAVAILABLE: Message(
+        "Temporarily unavailable",
+        "A temporary problem on our side stops this step. Your card and PIN are not the cause.",
+        "Please wait a moment and try again. If it continues, please ask a staff member.",
     ),
 }
 

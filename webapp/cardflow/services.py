@@ -23,7 +23,7 @@ from bridge import jpki, wire
 from bridge.errors import CardError, Code, TransportError
 from bridge.transport import drive
 from webapp.bus import Bus
-from webapp.jpki import Challenge, VerificationError, VerifiedCard, Verifier
+from webapp.jpki import Challenge, NonceStoreFull, VerificationError, VerifiedCard, Verifier
 from webapp.terminals.models import BridgeDevice
 from webapp.terminals.remote import RemoteTransport, sealed_verify_and_sign
 
@@ -179,7 +179,12 @@ def begin_pin(
         raise from_card_error(exc) from exc
     if tries == 0:
         raise CardFlowError(FlowCode.PIN_LOCKED, tries_left=0)
-    challenge = verifier.challenges.issue(purpose, str(terminal_id))
+    try:
+        challenge = verifier.challenges.issue(purpose, str(terminal_id))
+    except NonceStoreFull as exc:
+        raise CardFlowError(FlowCode.SERVICE_UNAVAILABLE, str(exc)) from exc
+    except VerificationError as exc:  # NonceStoreUnavailable: Redis down
+        raise from_verification_error(exc) from exc
     return PinPrompt(
         nonce=challenge.nonce,
         bridge_id=card.bridge_id,

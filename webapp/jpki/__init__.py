@@ -1,11 +1,12 @@
 """JPKI verification on the platform side (layer 3): trust anchors, chain, CRL, nonces.
 
-Domain layer: no Flask, no I/O beyond fetching CRLs. The web layer builds a `Verifier`
-(see `factory.build_verifier`), asks its `challenges` for a `Challenge`, has the card
-sign `verifier.digest_info_to_sign(challenge)`, then calls
+Domain layer: no Flask, no I/O beyond fetching CRLs (and Redis for shared nonces). The
+web layer builds a `Verifier` (see `factory.build_verifier`), asks its `challenges` for a
+`Challenge`, has the card sign `verifier.digest_info_to_sign(challenge)`, then calls
 `verifier.verify_authentication(cert_der, signature, challenge.nonce)` or, for PIN-less
 identification, `verifier.identify(cert_der)`. Every refusal is a `VerificationError`
-with a `Reason`.
+with a `Reason`. Challenges live in an `InMemoryNonceStore` (one process) or, when the
+bus is Redis, a `redis_nonces.RedisNonceStore` shared by every worker.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from .crl_sources import (
     UrlCrlSource,
     crl_source_from_spec,
 )
-from .errors import NonceStoreFull, Reason, VerificationError
-from .factory import build_verifier
+from .errors import NonceStoreFull, NonceStoreUnavailable, Reason, VerificationError
+from .factory import build_verifier, nonce_store_from_settings
 from .revocation import RevocationChecker
 from .trust import TrustAnchor, TrustStore
 from .verifier import VerifiedCard, Verifier
@@ -46,6 +47,7 @@ __all__ = [
     "InMemoryNonceStore",
     "NonceStore",
     "NonceStoreFull",
+    "NonceStoreUnavailable",
     "Reason",
     "RevocationChecker",
     "RevocationList",
@@ -59,5 +61,6 @@ __all__ = [
     "card_key",
     "crl_source_from_spec",
     "load_crl",
+    "nonce_store_from_settings",
     "signed_data",
 ]

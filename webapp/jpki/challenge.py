@@ -109,7 +109,12 @@ class Challenge:
 
 
 class NonceStore(Protocol):
-    """Server-side nonce records. `take` must be atomic: two takes never both succeed."""
+    """Server-side nonce records. `take` must be atomic: two takes never both succeed.
+
+    Implementations: `InMemoryNonceStore` (one process) and `RedisNonceStore` in
+    `redis_nonces` (every worker). A store that cannot reach its backend raises
+    NonceStoreUnavailable from either method, never returns a record it is unsure of.
+    """
 
     def put(self, nonce: str, record: ChallengeRecord, ttl: float) -> None:
         """Keep `record` under `nonce` for at least `ttl` seconds; raise NonceStoreFull."""
@@ -184,7 +189,11 @@ class ChallengeService:
         self._clock = clock
 
     def issue(self, purpose: str, terminal_id: str) -> Challenge:
-        """A fresh challenge for `purpose` at `terminal_id` (raises NonceStoreFull)."""
+        """A fresh challenge for `purpose` at `terminal_id`.
+
+        Raises NonceStoreFull at the store's bound, NonceStoreUnavailable (retryable) when
+        the store's backend is down: either way no nonce is handed out.
+        """
         if not _PURPOSE.fullmatch(purpose):
             raise ValueError(f"purpose must match {_PURPOSE.pattern}")
         if len(terminal_id) > MAX_TERMINAL_CHARS or not terminal_id.isprintable():
@@ -201,7 +210,10 @@ class ChallengeService:
         )
 
     def take(self, nonce: str) -> ChallengeRecord:
-        """Burn `nonce` and return its record; raise if unknown, used or expired."""
+        """Burn `nonce` and return its record; raise if unknown, used or expired.
+
+        NonceStoreUnavailable (a VerificationError, retryable) when the store is down.
+        """
         # Only ASCII strings of the length we issue reach the store (bounded input); the
         # store answers None for anything else of that shape.
         if type(nonce) is not str or len(nonce) != NONCE_CHARS or not nonce.isascii():

@@ -1,8 +1,9 @@
 """Why a card was refused: one typed error per reason, each with an enum code.
 
 A caller switches on `error.reason` (e.g. to pick the message the citizen sees) and may
-look at `retryable`: only CRL_UNAVAILABLE is our side's trouble (retry later); every
-other reason is about what the client presented and will not change on a retry.
+look at `retryable`: CRL_UNAVAILABLE and NONCE_STORE_UNAVAILABLE are our side's trouble
+(retry later); every other reason is about what the client presented and will not change
+on a retry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Reason(StrEnum):
     NONCE_EXPIRED = "nonce_expired"
     PURPOSE_MISMATCH = "purpose_mismatch"
     TERMINAL_MISMATCH = "terminal_mismatch"
+    NONCE_STORE_UNAVAILABLE = "nonce_store_unavailable"
 
 
 class VerificationError(Exception):
@@ -123,6 +125,17 @@ class TerminalMismatch(VerificationError):
     """The nonce was issued for another terminal than the one completing the flow."""
 
     reason = Reason.TERMINAL_MISMATCH
+
+
+class NonceStoreUnavailable(VerificationError):
+    """The nonce store (Redis) did not answer: no challenge issued, none accepted (retry).
+
+    Raised by `put` (nothing was stored, so no nonce goes out) and by `take` (the nonce
+    is not accepted; if Redis did burn it before the link failed, it stays burnt).
+    """
+
+    reason = Reason.NONCE_STORE_UNAVAILABLE
+    retryable = True
 
 
 class NonceStoreFull(Exception):

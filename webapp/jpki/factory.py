@@ -1,10 +1,12 @@
 """Build the JPKI verification services from settings (a plain mapping, no Flask).
 
 Settings read (see webapp/config.py): PLATFORM_ORIGIN, CARD_KEY_SECRET, DEMO_MODE,
-DEMO_JLIS_DIR, JPKI_TRUST_DIR, JPKI_CRL_SOURCES. A CRL source spec is "dp" (follow the
-certificate's distribution point), an http(s) URL or a file path, optionally prefixed
-with "<anchor sha256 hex>=" to apply to one anchor only (the 2015 and 2023 J-LIS roots
-each publish their own CRL). With no spec, distribution points are followed.
+DEMO_JLIS_DIR, JPKI_TRUST_DIR, JPKI_CRL_SOURCES, BUS_URL (a redis:// bus means several
+workers: challenges then live in Redis, else in this process's memory), NONCE_MAX_ENTRIES
+(the store's bound on live challenges, default 100 000). A CRL source spec is "dp"
+(follow the certificate's distribution point), an http(s) URL or a file path, optionally
+prefixed with "<anchor sha256 hex>=" to apply to one anchor only (the 2015 and 2023 J-LIS
+roots each publish their own CRL). With no spec, distribution points are followed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -24,6 +27,19 @@ from .trust import ROOTS_DIR, TrustStore
 from .verifier import Verifier
 
 DEMO_AUTH_CA_FILE = "auth_ca.pem"  # written by bridge.vcard.jlis.DemoJLIS
+REDIS_SCHEMES = ("redis", "rediss", "unix")  # the schemes for which make_bus picks RedisBus
+
+
+def nonce_store_from_settings(settings: Mapping[str, Any]) -> NonceStore:
+    """Redis when the bus is Redis (any worker may answer a PIN prompt), else memory."""
+    url = str(settings.get("BUS_URL") or "")
+    # Live challenges (taken ones leave at once): per process in memory, for all in Redis.
+    bound = int(settings.get("NONCE_MAX_ENTRIES") or 100_000)
+    if urlsplit(url).scheme in REDIS_SCHEMES:
+        from .redis_nonces import RedisNonceStore  # redis only where it is configured
+
+        return RedisNonceStore.from_url(url, max_entries=bound)
+    return InMemoryNonceStore(max_entries=bound)
 
 
 def trust_from_settings(settings: Mapping[str, Any]) -> TrustStore:
@@ -73,7 +89,9 @@ def build_verifier(settings: Mapping[str, Any], *, store: NonceStore | None = No
     return Verifier(
         trust=trust,
         revocation=revocation_from_specs(list(settings.get("JPKI_CRL_SOURCES") or [])),
-        challenges=ChallengeService(store if store is not None else InMemoryNonceStore()),
+        challenges=ChallengeService(
+            store if store is not None else nonce_store_from_settings(settings)
+        ),
         origin=str(settings.get("PLATFORM_ORIGIN") or ""),
         card_key_secret=card_key_secret(settings, trust),
     )

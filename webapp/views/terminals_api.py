@@ -2,17 +2,23 @@
 
 Admin routes take `Authorization: Bearer <ICHIMAI_ADMIN_TOKEN>` for now; staff sign-in
 replaces the token in the next issue. Errors are `{"error": {"code", "message"}}`.
+
+Pairing is throttled: wrong codes are counted per client IP and overall (Redis when the
+bus is Redis, so every worker sees the same counts); over the limit the answer is 429
+with Retry-After, even for a correct code, until the window has moved on.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import threading
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from bridge import jpki
 from bridge.errors import CardError
@@ -20,8 +26,9 @@ from bridge.transport import drive
 
 from .. import db
 from ..bus import BusError, get_bus
+from ..staff.throttle import PairingThrottle, storage_uri
 from ..terminals import get_registry, online_window, services
-from ..terminals.errors import InvalidRequest, TerminalsError
+from ..terminals.errors import InvalidRequest, PairingError, TerminalsError
 from ..terminals.models import Terminal, utcnow
 from ..terminals.registry import command_channel
 from ..terminals.remote import RemoteTransport
@@ -29,6 +36,7 @@ from ..terminals.remote import RemoteTransport
 bp = Blueprint("terminals_api", __name__, url_prefix="/api/v1")
 
 STATUS_TIMEOUT = 2.0
+_throttle_lock = threading.Lock()
 
 
 @bp.errorhandler(TerminalsError)
@@ -66,18 +74,52 @@ def _terminal_json(t: Terminal) -> dict[str, Any]:
 # -- pairing (the bridge calls this) --------------------------------------------------
 
 
+def pairing_throttle(app: Flask) -> PairingThrottle:
+    """The app's pairing throttle, made on first use from PAIR_* settings and BUS_URL."""
+    throttle: PairingThrottle | None = app.extensions.get("bridge_pair_throttle")
+    if throttle is None:
+        with _throttle_lock:
+            throttle = app.extensions.get("bridge_pair_throttle")
+            if throttle is None:
+                throttle = PairingThrottle(
+                    app.config.get("PAIR_THROTTLE_STORAGE")
+                    or storage_uri(app.config.get("BUS_URL")),
+                    per_ip=app.config.get("PAIR_LIMIT_PER_IP", "10 per 10 minutes"),
+                    overall=app.config.get("PAIR_LIMIT_OVERALL", "500 per 10 minutes"),
+                )
+                app.extensions["bridge_pair_throttle"] = throttle
+    return throttle
+
+
 @bp.post("/bridges/pair")
 def pair() -> ResponseReturnValue:
-    """Exchange a one-time pairing code and two public keys for an enrolled bridge."""
+    """Exchange a one-time pairing code and two public keys for an enrolled bridge.
+
+    429 with Retry-After after too many wrong codes from this IP (or from everyone).
+    """
+    throttle = pairing_throttle(current_app)
+    ip = request.remote_addr or "unknown"
+    wait = throttle.retry_after_for(ip)
+    if wait:
+        message = _("Too many failed pairing attempts. Please wait and try again.")
+        response = jsonify(
+            error={"code": "too_many_attempts", "message": message, "retry_after": wait}
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response, 429
     body = _body()
     s = db.session()
-    paired = services.pair(
-        s,
-        _string(body, "code"),
-        _string(body, "auth_public_key"),
-        _string(body, "seal_public_key"),
-        name=_string(body, "name", required=False),
-    )
+    try:
+        paired = services.pair(
+            s,
+            _string(body, "code"),
+            _string(body, "auth_public_key"),
+            _string(body, "seal_public_key"),
+            name=_string(body, "name", required=False),
+        )
+    except PairingError:
+        throttle.failed(ip)  # only a refused code counts; a malformed body guesses nothing
+        raise
     registry = get_registry(current_app)
     for old in paired.replaced:
         registry.cut_off(old)
