@@ -2,7 +2,9 @@
 
 Builds var/demo/ afresh: a demo J-LIS (bridge.vcard.jlis), four cards (registered, new,
 revoked, locked PIN; PIN 1234), a SQLite database with a demo library (ISIL JP-1000001,
-NW-7 patron numbers) and a museum, staff logins, a counter and a kiosk terminal. Then it
+NW-7 patron numbers) and a museum, staff logins, a counter and a kiosk terminal, and a
+points city whose museum (a merchant) has a shop till bound to it in the database, with
+a merchant staff login and 500 points on the registered card. Then it
 serves the platform (threaded werkzeug, in-process bus, ICHIMAI_DEMO mode), starts a pcscd
 of its own with one vpcd reader per terminal, and pairs and runs one bridge process per
 terminal, each on its own reader (`python -m bridge run --reader ...`). The virtual
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bridge.vcard.cardfile import CardFile, card_data_from_issued
@@ -38,6 +41,8 @@ from .cardflow import verifier_for
 from .demo_data import ensure_providers, library_number
 from .demo_reader import DemoCardInfo, DemoReaders, DemoTerminal
 from .identity import services as identity
+from .points import programs as points_programs
+from .points.demo import build_city
 from .staff import services as staff_services
 from .staff.models import Role
 from .terminals import get_registry
@@ -51,6 +56,15 @@ LOGINS = {
     "admin": ("ichimai-admin-demo", Role.PLATFORM_ADMIN),
     "library-admin": ("ichimai-library-demo", Role.PROVIDER_ADMIN),
     "counter": ("ichimai-counter-demo", Role.COUNTER_STAFF),
+}
+# The museum's shop till (加盟店レジ): a merchant staff login of the demo city's museum.
+TILL_LOGIN = ("museum-till", "ichimai-till-demo")
+# (local government code, name); 131999 is no real city's code: its check digit is wrong.
+DEMO_CITY = ("131999", "いちまい市")
+TERMINAL_NAMES = {
+    TerminalKind.COUNTER: "カウンター1",
+    TerminalKind.KIOSK: "キオスク1",
+    TerminalKind.MERCHANT: "美術館レジ1",
 }
 # The demo CRLs are valid a day; a demo left running republishes them every hour.
 CRL_REPUBLISH_SECONDS = 3600.0
@@ -132,6 +146,18 @@ class SimSlot:
         self.bridge.stop()
 
 
+def _reader_for(kind: str, readers: list[Any]) -> Any:
+    """The counter on the first reader, the kiosk on the last, the till on the one before
+    the last: with a test session's four readers, the second stays free for its tests."""
+    if len(readers) < len(TERMINAL_NAMES):
+        raise RuntimeError(f"the demo needs {len(TERMINAL_NAMES)} readers, not {len(readers)}")
+    if kind == TerminalKind.COUNTER:
+        return readers[0]
+    if kind == TerminalKind.KIOSK:
+        return readers[-1]
+    return readers[-2]
+
+
 class DemoStack:
     """Platform + demo data + pcscd + paired bridges, under `home` (made afresh)."""
 
@@ -202,16 +228,42 @@ class DemoStack:
             for login, (password, role) in LOGINS.items():
                 provider = None if role == Role.PLATFORM_ADMIN else demo.library.id
                 staff_services.create_staff(s, login, password, role, provider)
-            for kind, name in (
-                (TerminalKind.COUNTER, "カウンター1"),
-                (TerminalKind.KIOSK, "キオスク1"),
-            ):
-                terminal = terminal_services.create_terminal(s, demo.library.id, kind, name)
+            for kind in (TerminalKind.COUNTER, TerminalKind.KIOSK):
+                terminal = terminal_services.create_terminal(
+                    s, demo.library.id, kind, TERMINAL_NAMES[kind]
+                )
                 self.terminals[kind] = terminal.id
             card = verifier.identify(self.issued["registered"].auth_cert_der)
             mykey, _ = identity.open_or_create(s, card.card_key, card.not_after)
             identity.link(s, mykey.id, demo.library, library_number(1), demo.library.terms_version)
             self.registered_mykey = mykey.id
+            self._seed_till(app, s, demo.museum.id, mykey.id)
+
+    def _seed_till(self, app: Flask, s: Session, provider_id: int, mykey_id: str) -> None:
+        """The points city, the museum's till bound to the museum merchant, its staff,
+        and one grant (500 points) to the registered card's MyKey ID."""
+        code, name = DEMO_CITY
+        city = build_city(s, code, name=name)
+        till = terminal_services.create_terminal(
+            s,
+            provider_id,
+            TerminalKind.MERCHANT,
+            TERMINAL_NAMES[TerminalKind.MERCHANT],
+            merchant_id=city.museum.id,
+        )
+        self.terminals[TerminalKind.MERCHANT] = till.id
+        login, password = TILL_LOGIN
+        staff_services.create_staff(
+            s, login, password, Role.MERCHANT_STAFF, merchant_id=city.museum.id
+        )
+        points_programs.grant(
+            s,
+            city.volunteering.id,
+            mykey_id,
+            key="demo-registered-card",
+            directory=app.extensions["points_directory"],
+        )
+        s.commit()
 
     def _serve(self, app: Flask) -> None:
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
@@ -229,7 +281,7 @@ class DemoStack:
             return
         try:
             if self.harness is None:
-                self.harness = Pcscd(readers=2, base_dir=None)
+                self.harness = Pcscd(readers=len(TERMINAL_NAMES), base_dir=None)
                 self.harness.start()
             self.mode = f"pcsc ({self.harness.isolation})"
         except (HarnessUnavailable, OSError) as exc:
@@ -310,15 +362,14 @@ class DemoStack:
             self.bridges[terminal_id] = bridge
             slot: Any
             if self.harness is not None:
-                reader = readers.pop() if kind == TerminalKind.KIOSK else readers.pop(0)
+                reader = _reader_for(kind, readers)
                 bridge.args += ["--reader", reader.name]
                 bridge.start()
                 self.wait_ready(terminal_id)
                 slot = PcscSlot(self.harness, reader)
             else:
                 slot = SimSlot(bridge, functools.partial(self.wait_ready, terminal_id))
-            name = "カウンター1" if kind == TerminalKind.COUNTER else "キオスク1"
-            slots.append(DemoTerminal(terminal_id, kind, name, slot))
+            slots.append(DemoTerminal(terminal_id, kind, TERMINAL_NAMES[kind], slot))
         self.readers = DemoReaders(
             list(self.cards.values()), slots, mode=self.mode, revoke=self._revoke
         )
@@ -353,9 +404,16 @@ class DemoStack:
         ]
         for login, (password, role) in LOGINS.items():
             lines.append(f"    {login:<15} {password:<22} {role.value}")
+        till_login, till_password = TILL_LOGIN
+        lines.append(f"    {till_login:<15} {till_password:<22} {Role.MERCHANT_STAFF.value}")
         lines += [
             f"  kiosk           sign in as admin, Terminals, 'Open as kiosk on this device' "
             f"(or the button on {self.url}/demo/reader)",
+            f"  shop till       {TERMINAL_NAMES[TerminalKind.MERCHANT]} "
+            f"(terminal {self.terminals.get(TerminalKind.MERCHANT)}), bound to the museum "
+            f"merchant of {DEMO_CITY[1]}: sign in as {TILL_LOGIN[0]}, then "
+            f"POST {self.url}/points/terminal/open/{self.terminals.get(TerminalKind.MERCHANT)}"
+            f" and go to {self.url}/points/terminal/",
             f"  demo cards      PIN {DEMO_PIN}: "
             + ", ".join(f"{c.name} ({c.label_en})" for c in self.cards.values()),
             f"  registered card MyKey ID {self.registered_mykey}, library number "

@@ -19,11 +19,14 @@ from tests.fixtures.cardflow import Kiosk, platform_config
 from webapp import db
 from webapp.cardflow import verifier_for
 from webapp.identity import services as identity
+from webapp.points import admin as points_admin
 from webapp.points import invariants, programs
 from webapp.points.demo import build_city
-from webapp.points.models import Transfer
+from webapp.points.models import MerchantCategory, Transfer
 from webapp.staff.models import Role
 from webapp.staff.services import create_staff
+from webapp.terminals.models import TerminalKind
+from webapp.terminals.services import create_terminal, set_merchant
 from webapp.terminals.testing import LivePlatform
 
 PIN = "1234"
@@ -89,16 +92,19 @@ class Till:
 @pytest.fixture
 def till(demo_jlis: DemoJLIS, tmp_path: Path) -> Iterator[Till]:
     with LivePlatform(tmp_path, extra=platform_config(demo_jlis)) as platform:
-        terminal = platform.terminal("Museum till", kind="merchant")
-        home = tmp_path / "bridge-home"
-        bridge = platform.pair_bridge(home, terminal)
         app = platform.app
+        provider = platform.provider()
         with app.app_context(), db.new_session() as s:
             city = build_city(s)
             s.commit()
             ids = (city.museum.id, city.muni.id, city.volunteering.id)
             create_staff(s, "museum", PASSWORD, Role.MERCHANT_STAFF, merchant_id=ids[0])
-        app.config["POINTS_MERCHANT_TERMINALS"] = {terminal: ids[0]}
+            # The till names its merchant in the database (terminals.merchant_id).
+            terminal = create_terminal(
+                s, provider, TerminalKind.MERCHANT, "Museum till", merchant_id=ids[0]
+            ).id
+        home = tmp_path / "bridge-home"
+        bridge = platform.pair_bridge(home, terminal)
         client = app.test_client()
         login = client.post("/staff/login", data={"login": "museum", "password": PASSWORD})
         assert login.status_code == 302
@@ -183,4 +189,25 @@ def test_bridge_offline_and_bad_amount_change_nothing(till: Till) -> None:
     assert offline.get_json()["error"]["code"] == "bridge_offline"
     bad = till.client.post("/points/terminal/api/start", json={"points": -5})
     assert bad.get_json()["error"]["code"] == "invalid_amount"
+    assert till.transfers() == before
+
+
+def test_moving_the_till_to_another_merchant_stops_the_payment(till: Till) -> None:
+    app = till.kiosk.platform.app
+    with app.app_context(), db.new_session() as s:
+        shop = points_admin.create_merchant(
+            s, till.municipality_id, "SHOP1", "駅前商店", MerchantCategory.SHOP
+        )
+        shop_id = shop.id
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    before = till.transfers()
+    assert till.pay_until_confirm(100).status_code == 200
+    with app.app_context(), db.new_session() as s:
+        set_merchant(s, till.kiosk.terminal_id, shop_id)
+    # The museum's open tab is shut out before the citizen confirms: nothing is paid.
+    assert till.client.post("/points/terminal/api/confirm").status_code == 403
+    assert till.client.get("/points/terminal/").status_code == 403
+    assert till.client.post(f"/points/terminal/open/{till.kiosk.terminal_id}").status_code == 404
     assert till.transfers() == before

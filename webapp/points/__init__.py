@@ -18,7 +18,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)  # /points: officer and merchant pages
     app.register_blueprint(terminal.bp)  # /points/terminal: the merchant's till
-    app.config.setdefault("POINTS_MERCHANT_TERMINALS", {})  # {terminal id: merchant id}
     app.cli.add_command(cli.points)
     # The identity domain owns MyKey IDs; tests and benchmarks put another directory here.
     app.extensions.setdefault("points_directory", IdentityDirectory())

@@ -38,14 +38,16 @@ def build_city(
     *,
     budget: int = 100_000,
     partner_code: str = "AIRLINE1",
+    name: str | None = None,
     now: datetime | None = None,
 ) -> City:
-    """City `code`: volunteering 500 pts/180 days, bonus 10 %, rate 1:1, unit 100, hold 14 days."""
+    """City `code` (named `name`, else テスト市<code>): volunteering 500 pts/180 days,
+    bonus 10 %, rate 1:1, unit 100, hold 14 days, and a museum that takes points."""
     now = utc_now(now)
     muni = admin.create_municipality(
         session,
         code,
-        f"テスト市{code}",
+        name or f"テスト市{code}",
         categories=[MerchantCategory.MUSEUM, MerchantCategory.SHOP],
         refund_window_days=30,
         now=now,

@@ -1,8 +1,9 @@
 """Merchant terminal (/points/terminal): amount, card, sealed PIN, confirm, receipt.
 
 Thin: the card steps are `webapp.cardflow`, the payment is `spend.spend`. A merchant
-terminal is tied to a merchant by `POINTS_MERCHANT_TERMINALS` ({terminal id: merchant
-id}, interim until terminals carry a merchant); only that merchant's staff open it.
+terminal names its merchant (`Terminal.merchant_id`, set by an admin on /admin/terminals);
+only that merchant's staff open it, and every request checks the binding again, so a
+till moved to another merchant is closed to the old merchant's staff at once.
 The idempotency key is made here at flow start: a double confirm is one payment.
 """
 
@@ -47,11 +48,9 @@ def _locale() -> str:
     return str(get_locale() or "ja")
 
 
-def merchant_for(terminal_id: int) -> int | None:
-    """The merchant a merchant terminal belongs to (None if not configured)."""
-    mapping = current_app.config.get("POINTS_MERCHANT_TERMINALS") or {}
-    value = mapping.get(terminal_id, mapping.get(str(terminal_id)))
-    return int(value) if value is not None else None
+def merchant_for(terminal: Terminal) -> int | None:
+    """The merchant a merchant terminal belongs to (None: not a till, or not bound)."""
+    return terminal.merchant_id if terminal.kind == TerminalKind.MERCHANT else None
 
 
 def _bound() -> tuple[Terminal, Merchant] | None:
@@ -61,9 +60,9 @@ def _bound() -> tuple[Terminal, Merchant] | None:
     if user is None or user.role != Role.MERCHANT_STAFF or not isinstance(terminal_id, int):
         return None
     terminal = db.session().get(Terminal, terminal_id)
-    if terminal is None or terminal.kind != TerminalKind.MERCHANT:
+    if terminal is None or user.merchant_id is None:
         return None
-    if user.merchant_id is None or merchant_for(terminal.id) != user.merchant_id:
+    if merchant_for(terminal) != user.merchant_id:
         return None
     merchant = db.session().get(Merchant, user.merchant_id)
     return None if merchant is None else (terminal, merchant)
@@ -118,9 +117,9 @@ def open_terminal(terminal_id: int) -> ResponseReturnValue:
     """Open this merchant's terminal in the staff member's tab."""
     terminal = db.session().get(Terminal, terminal_id)
     user = current_staff()
-    if terminal is None or terminal.kind != TerminalKind.MERCHANT or user is None:
+    if terminal is None or user is None or user.merchant_id is None:
         abort(404)
-    if user.merchant_id is None or merchant_for(terminal.id) != user.merchant_id:
+    if merchant_for(terminal) != user.merchant_id:
         abort(404)
     cookie["points_terminal_id"] = terminal.id
     cookie.pop(FLOW, None)

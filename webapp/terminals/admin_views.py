@@ -1,7 +1,10 @@
-"""Admin pages for terminals (/admin/terminals): list, create, pairing codes, bridges.
+"""Admin pages for terminals (/admin/terminals): list, create, pairing codes, bridges,
+and the merchant of each shop till.
 
 Platform admins pick any provider; provider admins see their own provider's terminals.
-A pairing code is shown once, right after it is made; only its hash is kept.
+A pairing code is shown once, right after it is made; only its hash is kept. A shop till
+is created with its merchant and can be moved to another one; a refused change shows
+why and writes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ KIND_LABELS = {
     TerminalKind.KIOSK: _l("Kiosk"),
     TerminalKind.MERCHANT: _l("Shop till"),
 }
+# InvalidRequest codes of the services layer, as the admin reads them.
+ERRORS = {
+    "invalid_request": _l("The terminal could not be created: check the kind and the name."),
+    "merchant_required": _l("A shop till needs its merchant: pick one in the list."),
+    "merchant_not_allowed": _l(
+        "Only a shop till has a merchant: leave the merchant empty for a counter or a kiosk."
+    ),
+    "unknown_merchant": _l("There is no such merchant: pick one in the list."),
+}
 
 
 def _provider_ids() -> list[int] | None:
@@ -46,6 +58,16 @@ def _terminal(terminal_id: int) -> Terminal:
     return terminal
 
 
+def _merchant_id(field: str = "merchant_id") -> int | None:
+    """The form's merchant: None if left empty; InvalidRequest if it is not an id."""
+    raw = request.form.get(field, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise InvalidRequest("merchant_id must be an integer", code="unknown_merchant")
+    return int(raw)
+
+
 def _page(
     provider_id: int | None, issued: services.IssuedCode | None = None, error: str = ""
 ) -> str:
@@ -59,6 +81,8 @@ def _page(
     terminals = (
         s.query(Terminal).filter(Terminal.provider_id == provider_id).order_by(Terminal.id).all()
     )
+    named = services.merchants_of(s, terminals)
+    choices = services.merchant_choices(s)
     now, window = utcnow(), online_window(current_app)
     rows = []
     for t in terminals:
@@ -66,6 +90,7 @@ def _page(
         rows.append(
             {
                 "terminal": t,
+                "merchant": named.get(t.merchant_id) if t.merchant_id else None,
                 "bridges": [
                     {"device": b, "online": services.is_online(b, now, window)} for b in bridges
                 ],
@@ -77,8 +102,13 @@ def _page(
         provider_id=provider_id,
         rows=rows,
         kinds=KIND_LABELS,
+        merchant_kind=TerminalKind.MERCHANT,
+        merchants=choices,
+        # A till's merchant beyond the select's bound is still offered (and selected).
+        listed={c.id for c in choices},
         issued=issued,
-        error=error,
+        error=ERRORS.get(error, ERRORS["invalid_request"]) if error else "",
+        entered=request.form if error and request.endpoint == "terminals_admin.create" else {},
     )
 
 
@@ -103,9 +133,28 @@ def create() -> ResponseReturnValue:
             provider_id,
             request.form.get("kind", ""),
             request.form.get("name", ""),
+            merchant_id=_merchant_id(),
         )
-    except InvalidRequest:
-        return _page(provider_id, error="invalid"), 400
+    except InvalidRequest as exc:
+        db.session().rollback()
+        return _page(provider_id, error=exc.code), 400
+    return redirect(url_for(".index", provider_id=provider_id))
+
+
+@bp.post("/<int:terminal_id>/merchant")
+@staff_required(*ADMINS)
+def change_merchant(terminal_id: int) -> ResponseReturnValue:
+    """Bind a shop till to another merchant (its old merchant's staff lose it at once)."""
+    terminal = _terminal(terminal_id)
+    provider_id = terminal.provider_id
+    try:
+        merchant_id = _merchant_id()
+        if merchant_id is None:
+            raise InvalidRequest("pick a merchant", code="merchant_required")
+        services.set_merchant(db.session(), terminal.id, merchant_id)
+    except InvalidRequest as exc:
+        db.session().rollback()
+        return _page(provider_id, error=exc.code), 400
     return redirect(url_for(".index", provider_id=provider_id))
 
 

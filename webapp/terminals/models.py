@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, Dialect, ForeignKey, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
+from ..points.models import Merchant  # noqa: F401  (the merchants table must be known)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -49,7 +50,12 @@ class TerminalKind:
 
 
 class Terminal(Base):
-    """A place where a citizen puts the card down: a library counter, a kiosk, a till."""
+    """A place where a citizen puts the card down: a library counter, a kiosk, a till.
+
+    A shop till (kind `merchant`) names the merchant (加盟店) it takes points for; only
+    that merchant's staff open it. Other kinds have no merchant. The services layer keeps
+    that rule (`services.create_terminal`, `services.set_merchant`).
+    """
 
     __tablename__ = "terminals"
 
@@ -57,6 +63,11 @@ class Terminal(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
+    # Same database and metadata as the points tables (one Base, one migration history),
+    # so a real foreign key: a merchant with tills cannot be deleted from under them.
+    merchant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("points_merchants.id"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     bridges: Mapped[list[BridgeDevice]] = relationship(back_populates="terminal")

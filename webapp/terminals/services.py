@@ -7,6 +7,10 @@ so guessing one within its ten minutes is hopeless even without the rate limit.
 
 A terminal has at most one active bridge: pairing a new one revokes the others (the
 counter PC was replaced), and the caller cuts their connections off.
+
+A shop till (kind `merchant`) always names an existing merchant (加盟店); no other kind
+names one. Providers carry no municipality, so any merchant may be picked; the till
+itself lets in only the staff of the merchant it names (webapp.points.terminal).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -24,6 +29,7 @@ from sqlalchemy.orm import Session
 from bridge import seal
 from bridge.wire import auth_transcript, unb64u
 
+from ..points.models import Merchant, Municipality
 from .errors import BridgeAuthError, InvalidRequest, PairingError, UnknownBridge, UnknownTerminal
 from .models import BridgeDevice, PairingCode, Terminal, TerminalKind, utcnow
 
@@ -33,16 +39,89 @@ CODE_LENGTH = 10
 _READ_AS = str.maketrans({"I": "1", "L": "1", "O": "0"})
 
 
-def create_terminal(s: Session, provider_id: int, kind: str, name: str) -> Terminal:
-    """Add a terminal for a provider."""
+def _check_merchant(s: Session, kind: str, merchant_id: int | None) -> None:
+    """A till names an existing merchant; other kinds name none (InvalidRequest)."""
+    if kind != TerminalKind.MERCHANT:
+        if merchant_id is not None:
+            raise InvalidRequest(
+                f"a {kind} terminal has no merchant: only a shop till does",
+                code="merchant_not_allowed",
+            )
+        return
+    if merchant_id is None:
+        raise InvalidRequest("a shop till must name its merchant", code="merchant_required")
+    if isinstance(merchant_id, bool) or not isinstance(merchant_id, int):
+        raise InvalidRequest("merchant_id must be an integer", code="unknown_merchant")
+    if s.get(Merchant, merchant_id) is None:
+        raise InvalidRequest(f"no merchant {merchant_id}", code="unknown_merchant")
+
+
+def create_terminal(
+    s: Session, provider_id: int, kind: str, name: str, *, merchant_id: int | None = None
+) -> Terminal:
+    """Add a terminal for a provider; a shop till names its merchant."""
     if kind not in TerminalKind.ALL:
         raise InvalidRequest(f"kind must be one of {', '.join(TerminalKind.ALL)}")
     if not name.strip() or len(name) > 200:
         raise InvalidRequest("name must be 1-200 characters")
-    terminal = Terminal(provider_id=provider_id, kind=kind, name=name.strip())
+    _check_merchant(s, kind, merchant_id)
+    terminal = Terminal(
+        provider_id=provider_id, kind=kind, name=name.strip(), merchant_id=merchant_id
+    )
     s.add(terminal)
     s.commit()
     return terminal
+
+
+def set_merchant(s: Session, terminal_id: int, merchant_id: int) -> Terminal:
+    """Bind a shop till to another merchant: from the next request on, only that
+    merchant's staff use it (the previous merchant's staff lose it at once)."""
+    terminal = get_terminal(s, terminal_id)
+    _check_merchant(s, terminal.kind, merchant_id)
+    terminal.merchant_id = merchant_id
+    s.commit()
+    return terminal
+
+
+@dataclass(frozen=True)
+class MerchantChoice:
+    """A merchant as a till's admin picks it: id, code, name and municipality."""
+
+    id: int
+    code: str
+    name: str
+    municipality: str
+    active: bool
+
+
+MERCHANT_CHOICES_MAX = 2000  # a select beyond this needs a search box instead
+
+
+def _choices(s: Session, *where: Any, limit: int) -> list[MerchantChoice]:
+    rows = s.execute(
+        select(Merchant, Municipality)
+        .join(Municipality, Municipality.id == Merchant.municipality_id)
+        .where(*where)
+        .order_by(Municipality.code, Merchant.code)
+        .limit(limit)
+    ).all()
+    return [
+        MerchantChoice(m.id, m.code, m.name, f"{muni.name} ({muni.code})", m.active)
+        for m, muni in rows
+    ]
+
+
+def merchant_choices(s: Session, *, limit: int = MERCHANT_CHOICES_MAX) -> list[MerchantChoice]:
+    """Merchants a till may be bound to, by municipality code then merchant code."""
+    return _choices(s, limit=limit)
+
+
+def merchants_of(s: Session, terminals: list[Terminal]) -> dict[int, MerchantChoice]:
+    """The merchants these tills name, by id (one query)."""
+    ids = sorted({t.merchant_id for t in terminals if t.merchant_id is not None})
+    if not ids:
+        return {}
+    return {c.id: c for c in _choices(s, Merchant.id.in_(ids), limit=len(ids))}
 
 
 def get_terminal(s: Session, terminal_id: int) -> Terminal:
