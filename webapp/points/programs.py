@@ -17,7 +17,7 @@ from . import ledger
 from .admin import system_account
 from .directory import CitizenDirectory
 from .errors import Code, InvalidInput, NotFound, Refused
-from .ledger import Acct, Posting, Written
+from .ledger import Acct, Posting, Written, pg
 from .models import (
     MAX_POINTS,
     AccountKind,
@@ -148,9 +148,19 @@ _TERMS = select(*(table(Program).c[f] for f in ProgramTerms.__slots__)).where(
 )
 
 
+_PG_TERMS = pg.psycopg_sql(
+    f"SELECT {', '.join(ProgramTerms.__slots__)} FROM points_programs WHERE id = :id"  # noqa: S608
+)
+
+
 def program_terms(session: Session, program_id: int) -> ProgramTerms | None:
     """The program's terms, read now (never cached: staff may have just changed them)."""
-    row = session.connection().execute(_TERMS, {"id": program_id}).first()
+    conn = session.connection()
+    raw = pg.connection(conn)
+    if raw is not None:
+        row = raw.row(_PG_TERMS, {"id": program_id})
+    else:
+        row = conn.execute(_TERMS, {"id": program_id}).first()
     return None if row is None else ProgramTerms(*row)
 
 

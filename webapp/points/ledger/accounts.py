@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Code, InvalidInput, PointsError, Refused
 from ..models import BOUNDED_KINDS, Account, AccountKind, table
+from . import pg
 from .postings import Acct, Effect
 
 _UPDATE = (
@@ -25,6 +26,9 @@ _BY_ID = text(_UPDATE.format(where="id = :id"))
 _BY_ID_BOUNDED = text(_UPDATE.format(where="id = :id" + _BOUND))
 _CITIZEN = "municipality_id = :m AND kind = 'citizen' AND owner = :o"
 _BY_OWNER = text(_UPDATE.format(where=_CITIZEN + _BOUND))
+_PG = {
+    stmt: pg.psycopg_sql(stmt.text) for stmt in (_BY_ID, _BY_ID_BOUNDED, _BY_OWNER)
+}  # fmt: skip
 
 
 def _refused(kind: AccountKind, e: Effect) -> PointsError:
@@ -43,12 +47,19 @@ def apply(conn: Connection, acct: Acct, e: Effect, now: datetime) -> dict[str, A
     else:
         stmt = _BY_ID_BOUNDED if acct.kind in BOUNDED_KINDS else _BY_ID
         params["id"] = acct.id
-    row = conn.execute(stmt, params).mappings().first()
+    raw = pg.connection(conn)
+
+    def update() -> Any:
+        if raw is not None:
+            return raw.one(_PG[stmt], params)
+        return conn.execute(stmt, params).mappings().first()
+
+    row = update()
     if row is None and acct.id is None and not e.debited:
         # First credit to this citizen here: create the account, then update it. A
         # concurrent creator makes ours a no-op (ON CONFLICT DO NOTHING), not an error.
         _create_citizen(conn, acct, now)
-        row = conn.execute(stmt, params).mappings().first()
+        row = update()
     if row is None:
         if (
             acct.id is not None
@@ -92,7 +103,7 @@ def _open_citizen(dialect: str) -> Executable:
 # --- Shared rows, updated with the COMMIT ----------------------------------------------
 #
 # On PostgreSQL the UPDATEs of shared system rows wait for the commit and travel with it
-# in one pipelined round trip (psycopg pipeline mode: UPDATE ..., COMMIT, then one sync).
+# in one round trip (one simple-protocol query: UPDATE ...; UPDATE ...; COMMIT).
 # A hot row, such as a busy program's budget, is then locked only while the server runs
 # the UPDATE and the COMMIT, never while the client process waits for a CPU. The CHECK
 # constraint on bounded accounts is the check here: a budget overspent fails the UPDATE,
@@ -114,10 +125,6 @@ def defer(session: Session, effects: dict[Acct, Effect]) -> None:
         f.balance += e.balance
         f.debits_pending += e.debits_pending
         f.credits_pending += e.credits_pending
-    if not session.info.get("points.ledger.hooked"):
-        event.listen(session, "before_commit", _apply_finals)
-        event.listen(session, "after_transaction_end", _forget_finals)
-        session.info["points.ledger.hooked"] = True
 
 
 def _apply_finals(session: Session) -> None:
@@ -139,6 +146,11 @@ def _forget_finals(session: Session, _transaction: object) -> None:
     session.info.pop(_FINALS, None)
 
 
+# On every Session, once: hooking each session that defers costs more than the check.
+event.listen(Session, "before_commit", _apply_finals)
+event.listen(Session, "after_transaction_end", _forget_finals)
+
+
 def _bounded(exc: Exception, acct: Acct | None = None) -> Exception:
     """A bounded account's CHECK failing is a refusal; anything else stays an error."""
     if "bounded_not_negative" in str(getattr(exc, "orig", exc)):
@@ -152,21 +164,14 @@ def commit(session: Session) -> None:
     """Commit, sending deferred shared-row updates and the COMMIT in one round trip."""
     finals: dict[Acct, Effect] = session.info.pop(_FINALS, {})
     if finals:
-        raw = session.connection().connection.dbapi_connection
+        raw = pg.connection(session.connection())
+        assert raw is not None  # noqa: S101  (only PostgreSQL defers)
+        rows = [
+            {"id": a.id, "b": f.balance, "dp": f.debits_pending, "cp": f.credits_pending}
+            for a, f in sorted(finals.items(), key=lambda item: item[0].lock_key())
+        ]
         try:
-            with raw.pipeline(), raw.cursor() as cur:  # type: ignore[union-attr]
-                for acct in sorted(finals, key=Acct.lock_key):
-                    e = finals[acct]
-                    cur.execute(
-                        _PG_FINAL,
-                        {
-                            "id": acct.id,
-                            "b": e.balance,
-                            "dp": e.debits_pending,
-                            "cp": e.credits_pending,
-                        },
-                    )
-                raw.commit()  # type: ignore[union-attr]
+            raw.run_then_commit(_PG_FINAL, rows)
         except Exception as exc:
             raise _bounded(exc) from exc
     session.commit()

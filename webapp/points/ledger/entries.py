@@ -20,6 +20,7 @@ from ..models import (
     TransferStatus,
     table,
 )
+from . import pg
 from .postings import DuplicateKey, Posting, Written
 
 _LOT_PAGE = 64
@@ -46,6 +47,11 @@ _INSERT_WITH_LOT = text(  # column names from the model, values bound
     " SELECT credit_account_id, id, amount, amount, :lot_expires_at FROM t"
     " RETURNING transfer_id"
 )
+_PG_INSERT_WITH_LOT = pg.psycopg_sql(_INSERT_WITH_LOT.text)
+_PG_INSERT_ONE = pg.psycopg_sql(
+    f"INSERT INTO points_transfers ({', '.join(_TRANSFER_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join(':' + c for c in _TRANSFER_COLUMNS)}) RETURNING id"
+)
 
 
 def opens_lot(p: Posting) -> bool:
@@ -62,10 +68,15 @@ def insert_transfers(
     conn: Connection, rows: list[dict[str, Any]], lot_expires_at: datetime | None = None
 ) -> list[int]:
     """Insert the transfers; with `lot_expires_at` (PostgreSQL, one row), its lot too."""
+    raw = pg.connection(conn)
     try:
         if lot_expires_at is not None:
             params = {**rows[0], "lot_expires_at": lot_expires_at}
+            if raw is not None:
+                return [_first(raw.row(_PG_INSERT_WITH_LOT, params))]
             return [conn.execute(_INSERT_WITH_LOT, params).scalar_one()]
+        if len(rows) == 1 and raw is not None:
+            return [_first(raw.row(_PG_INSERT_ONE, rows[0]))]
         if len(rows) == 1:
             return [conn.execute(_INSERT_ONE, rows[0]).scalar_one()]
         result = conn.execute(_INSERT_MANY, rows)
@@ -74,6 +85,47 @@ def insert_transfers(
         if "idempotency_key" in str(exc.orig):
             raise DuplicateKey(str(exc.orig)) from exc
         raise
+
+
+# PostgreSQL, one posting that credits a citizen and opens a lot (a grant, say): the
+# citizen's row update (its lock, first in the lock order), the transfer and the lot in
+# one statement. No row back means the account is missing (or refused the change): the
+# statement then changed nothing, and `write` takes the general path.
+_CREDITED = [c for c in _TRANSFER_COLUMNS if c not in ("credit_account_id", "credit_balance")]
+_PG_CREDIT_CITIZEN = pg.psycopg_sql(  # column names from the model, values bound
+    "WITH a AS (UPDATE points_accounts SET balance = balance + :b,"  # noqa: S608
+    " debits_pending = debits_pending + :dp, credits_pending = credits_pending + :cp"
+    " WHERE municipality_id = :m AND kind = 'citizen' AND owner = :o"
+    " AND balance + :b - debits_pending - :dp >= 0 RETURNING id, balance),"
+    f" t AS (INSERT INTO points_transfers ({', '.join(_CREDITED)},"
+    " credit_account_id, credit_balance)"
+    f" SELECT {', '.join(':' + c for c in _CREDITED)}, a.id, a.balance FROM a"
+    " RETURNING id, credit_account_id, amount),"
+    " l AS (INSERT INTO points_lots (account_id, transfer_id, amount, remaining, expires_at)"
+    " SELECT credit_account_id, id, amount, amount, :lot_expires_at FROM t)"
+    " SELECT t.id, a.id, a.balance FROM t, a"
+)
+
+
+def credit_citizen(
+    raw: pg.Raw, row: dict[str, Any], effect: dict[str, int], owner: str, expires_at: datetime
+) -> tuple[int, int, int] | None:
+    """(transfer id, account id, balance after) of the one-statement credit, or None
+    when the citizen's account is missing or refused (nothing was changed then)."""
+    params = {**row, **effect, "m": row["municipality_id"], "o": owner}
+    params["lot_expires_at"] = expires_at
+    try:
+        got = raw.row(_PG_CREDIT_CITIZEN, params)
+    except IntegrityError as exc:
+        if "idempotency_key" in str(exc.orig):
+            raise DuplicateKey(str(exc.orig)) from exc
+        raise
+    return None if got is None else (int(got[0]), int(got[1]), int(got[2]))
+
+
+def _first(row: tuple[Any, ...] | None) -> int:
+    assert row is not None  # noqa: S101  (INSERT ... RETURNING one row)
+    return int(row[0])
 
 
 def pending_order(p: Posting) -> int:

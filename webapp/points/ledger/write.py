@@ -8,17 +8,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..models import TransferStatus
+from ..models import AccountKind, TransferStatus
+from . import pg
 from .accounts import apply, defer
 from .entries import (
     check_reversal,
     claim_hold,
+    credit_citizen,
     insert_transfers,
     opens_lot,
     pending_order,
     side_effects,
 )
-from .postings import RANK, Acct, Posting, Written, effects_of
+from .postings import RANK, Acct, Effect, Posting, Written, effects_of
 
 
 def write(
@@ -36,6 +38,11 @@ def write(
         return []
     conn = session.connection()
     effects = effects_of(postings)
+    raw = pg.connection(conn)
+    if raw is not None and len(postings) == 1:
+        done = _credit_citizen(session, raw, postings[0], effects, now, on_written)
+        if done is not None:
+            return [done]
     order = sorted(effects, key=Acct.lock_key)
     first = [a for a in order if RANK[a.kind][0] == 0]
     last = [a for a in order if RANK[a.kind][0] == 1]
@@ -57,25 +64,7 @@ def write(
             if acct in running and p.status is TransferStatus.POSTED:
                 running[acct] += sign * p.amount
             balances.append(running.get(acct))
-        rows.append(
-            {
-                "municipality_id": p.debit.municipality_id,
-                "kind": p.kind.value,
-                "status": p.status.value,
-                "debit_account_id": acct_id(p.debit),
-                "credit_account_id": acct_id(p.credit),
-                "amount": p.amount,
-                "idempotency_key": p.key,
-                "payload_hash": p.payload_hash,
-                "reversal_of": p.reversal_of,
-                "pending_id": p.pending_id,
-                "program_id": p.program_id,
-                "hold_until": p.hold_until,
-                "debit_balance": balances[0],
-                "credit_balance": balances[1],
-                "created_at": now,
-            }
-        )
+        rows.append(_row(p, acct_id(p.debit), acct_id(p.credit), *balances, now))
     one = postings[0] if len(postings) == 1 else None
     with_lot = (
         one.lot_expires_at
@@ -110,3 +99,80 @@ def write(
         if p.reversal_of is not None:
             check_reversal(conn, p, w)
     return written
+
+
+def _row(
+    p: Posting,
+    debit_id: int,
+    credit_id: int | None,
+    debit_balance: int | None,
+    credit_balance: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The transfer row of `p` (a column per key)."""
+    return {
+        "municipality_id": p.debit.municipality_id,
+        "kind": p.kind.value,
+        "status": p.status.value,
+        "debit_account_id": debit_id,
+        "credit_account_id": credit_id,
+        "amount": p.amount,
+        "idempotency_key": p.key,
+        "payload_hash": p.payload_hash,
+        "reversal_of": p.reversal_of,
+        "pending_id": p.pending_id,
+        "program_id": p.program_id,
+        "hold_until": p.hold_until,
+        "debit_balance": debit_balance,
+        "credit_balance": credit_balance,
+        "created_at": now,
+    }
+
+
+def _credit_citizen(
+    session: Session,
+    raw: pg.Raw,
+    p: Posting,
+    effects: dict[Acct, Effect],
+    now: datetime,
+    on_written: Callable[[list[Written]], None] | None,
+) -> Written | None:
+    """PostgreSQL, one posting from a shared account to a citizen that opens a lot (a
+    grant): the citizen's update, the transfer and the lot in one statement, the shared
+    row deferred to the commit; the same rows, locks and order as the general path.
+    None: not such a posting, or the statement changed nothing (a first credit to this
+    citizen, or a refusal), and the general path runs instead."""
+    if (
+        p.pending_id is not None
+        or p.credit.kind is not AccountKind.CITIZEN
+        or p.debit.id is None
+        or RANK[p.debit.kind][0] != 1
+        or not opens_lot(p)
+    ):
+        return None
+    assert p.lot_expires_at is not None  # noqa: S101  (opens_lot)
+    e = effects[p.credit]
+    effect = {"b": e.balance, "dp": e.debits_pending, "cp": e.credits_pending}
+    got = credit_citizen(
+        raw, _row(p, p.debit.id, None, None, None, now), effect, p.credit.mykey_id,
+        p.lot_expires_at,
+    )  # fmt: skip
+    if got is None:
+        return None
+    transfer_id, account_id, balance = got
+    w = Written(
+        id=transfer_id,
+        kind=p.kind.value,
+        status=p.status.value,
+        amount=p.amount,
+        debit_account_id=p.debit.id,
+        credit_account_id=account_id,
+        debit_balance=None,
+        credit_balance=balance,
+        created_at=now,
+    )
+    side_effects(raw.conn, p, w, now, lot_written=True)
+    if on_written is not None:
+        on_written([w])
+    defer(session, {p.debit: effects[p.debit]})
+    return w
