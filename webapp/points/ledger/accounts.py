@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Executable, event, text
 from sqlalchemy.exc import IntegrityError
@@ -139,7 +139,7 @@ def _apply_finals(session: Session) -> None:
         try:
             conn.execute(_BY_ID, params)
         except IntegrityError as exc:
-            raise _bounded(exc, acct) from exc
+            _raise_bounded(exc, acct)
 
 
 def _forget_finals(session: Session, _transaction: object) -> None:
@@ -151,13 +151,13 @@ event.listen(Session, "before_commit", _apply_finals)
 event.listen(Session, "after_transaction_end", _forget_finals)
 
 
-def _bounded(exc: Exception, acct: Acct | None = None) -> Exception:
-    """A bounded account's CHECK failing is a refusal; anything else stays an error."""
-    if "bounded_not_negative" in str(getattr(exc, "orig", exc)):
-        if acct is None or acct.kind is AccountKind.PROGRAM:
-            return Refused(Code.BUDGET_EXHAUSTED)
-        return Refused(Code.INSUFFICIENT_POINTS)
-    return exc
+def _raise_bounded(exc: Exception, acct: Acct | None = None) -> NoReturn:
+    """A bounded account's CHECK failing is a refusal; anything else is raised as is."""
+    if "bounded_not_negative" not in str(getattr(exc, "orig", exc)):
+        raise exc
+    if acct is None or acct.kind is AccountKind.PROGRAM:
+        raise Refused(Code.BUDGET_EXHAUSTED) from exc
+    raise Refused(Code.INSUFFICIENT_POINTS) from exc
 
 
 def commit(session: Session) -> None:
@@ -173,5 +173,5 @@ def commit(session: Session) -> None:
         try:
             raw.run_then_commit(_PG_FINAL, rows)
         except Exception as exc:
-            raise _bounded(exc) from exc
+            _raise_bounded(exc)
     session.commit()

@@ -60,6 +60,9 @@ class Raw:
                 sql, params, exc, psycopg.Error, connection_invalidated=lost
             )
             if lost:
+                # As Core does on a disconnect: retire the pool's older connections too
+                # (a restarted server dropped them all), then this one.
+                self.conn.engine.pool._invalidate(self.conn.connection, exc)
                 self.conn.invalidate(exc)
             raise wrapped from exc
 
