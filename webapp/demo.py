@@ -411,9 +411,8 @@ class DemoStack:
             f"(or the button on {self.url}/demo/reader)",
             f"  shop till       {TERMINAL_NAMES[TerminalKind.MERCHANT]} "
             f"(terminal {self.terminals.get(TerminalKind.MERCHANT)}), bound to the museum "
-            f"merchant of {DEMO_CITY[1]}: sign in as {TILL_LOGIN[0]}, then "
-            f"POST {self.url}/points/terminal/open/{self.terminals.get(TerminalKind.MERCHANT)}"
-            f" and go to {self.url}/points/terminal/",
+            f"merchant of {DEMO_CITY[1]}: sign in as {TILL_LOGIN[0]}, then 'Tills' (レジ) "
+            f"({self.url}/points/terminal/tills: the museum's only till opens at once)",
             f"  demo cards      PIN {DEMO_PIN}: "
             + ", ".join(f"{c.name} ({c.label_en})" for c in self.cards.values()),
             f"  registered card MyKey ID {self.registered_mykey}, library number "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -211,3 +212,37 @@ def test_moving_the_till_to_another_merchant_stops_the_payment(till: Till) -> No
     assert till.client.get("/points/terminal/").status_code == 403
     assert till.client.post(f"/points/terminal/open/{till.kiosk.terminal_id}").status_code == 404
     assert till.transfers() == before
+
+
+def test_the_tills_page_shows_the_bridges_presence(till: Till) -> None:
+    """The tills list reads the reader's presence as the bridge registry records it."""
+    app = till.kiosk.platform.app
+    provider = till.kiosk.platform.provider()
+    with app.app_context(), db.new_session() as s:
+        other = create_terminal(
+            s, provider, TerminalKind.MERCHANT, "Museum till 2", merchant_id=till.merchant_id
+        ).id
+
+    def tile(terminal: int) -> str:
+        page = till.client.get("/points/terminal/tills?lang=en")
+        assert page.status_code == 200
+        found = [
+            li for li in page.get_data(as_text=True).split("<li>") if f"/open/{terminal}" in li
+        ]
+        assert len(found) == 1
+        return found[0]
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 10
+        while text not in tile(till.kiosk.terminal_id):
+            assert time.monotonic() < deadline, f"never: {text}"
+            time.sleep(0.1)
+
+    assert "No card reader paired yet" in tile(other)
+    wait_for("Card reader offline")  # paired, not running
+    assert "Open in this tab" in tile(till.kiosk.terminal_id)
+    path, _ = till.card()
+    till.kiosk.insert(path)
+    wait_for("Card reader connected")
+    till.kiosk.stop()
+    wait_for("Card reader offline")

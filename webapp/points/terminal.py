@@ -5,11 +5,16 @@ terminal names its merchant (`Terminal.merchant_id`, set by an admin on /admin/t
 only that merchant's staff open it, and every request checks the binding again, so a
 till moved to another merchant is closed to the old merchant's staff at once.
 The idempotency key is made here at flow start: a double confirm is one payment.
+
+/points/terminal/tills lists the staff member's own merchant's tills (name, reader
+online) with an "open this till" button each (a POST with the CSRF token); with exactly
+one till it opens that one at once, so a shop with one till never sees a list.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -25,6 +30,7 @@ from flask import (
 from flask import session as cookie
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
+from sqlalchemy import Select, select
 
 from .. import db
 from ..bus import get_bus
@@ -34,7 +40,9 @@ from ..identity.models import CardBinding
 from ..identity.services import card_key_bytes
 from ..staff.auth import current_staff, staff_required
 from ..staff.models import Role
-from ..terminals.models import Terminal, TerminalKind
+from ..terminals import online_window
+from ..terminals.models import BridgeDevice, Terminal, TerminalKind, utcnow
+from ..terminals.services import is_online
 from . import spend
 from .errors import Code, InvalidInput, PointsError
 from .models import Merchant
@@ -42,6 +50,8 @@ from .models import Merchant
 bp = Blueprint("points_terminal", __name__, url_prefix="/points/terminal")
 PURPOSE = "pay"
 FLOW = "points_terminal"
+# A merchant with more tills than this (a bus fleet) needs a search box, not a list.
+TILLS_SHOWN = 200
 
 
 def _locale() -> str:
@@ -73,6 +83,57 @@ def _need() -> tuple[Terminal, Merchant]:
     if bound is None:
         abort(403)
     return bound
+
+
+@dataclass(frozen=True)
+class TillRow:
+    """A till as its merchant's staff pick it: the reader is online, offline or unpaired."""
+
+    terminal: Terminal
+    reader: str  # "online" | "offline" | "unpaired"
+    open_here: bool
+
+
+def _mine(merchant_id: int) -> Select[Terminal]:
+    """The merchant's tills, by name (terminals.merchant_id is indexed)."""
+    return (
+        select(Terminal)
+        .where(Terminal.kind == TerminalKind.MERCHANT, Terminal.merchant_id == merchant_id)
+        .order_by(Terminal.name, Terminal.id)
+    )
+
+
+def _tills(merchant_id: int | None) -> list[TillRow]:
+    """The merchant's tills by name, with their readers' presence (two indexed queries)."""
+    if merchant_id is None:
+        return []
+    s = db.session()
+    terminals = list(s.scalars(_mine(merchant_id).limit(TILLS_SHOWN)))
+    bridges: dict[int, list[BridgeDevice]] = {}
+    if terminals:
+        active = select(BridgeDevice).where(
+            BridgeDevice.terminal_id.in_([t.id for t in terminals]),
+            BridgeDevice.revoked_at.is_(None),
+        )
+        for device in s.scalars(active):
+            bridges.setdefault(device.terminal_id, []).append(device)
+    now, window = utcnow(), online_window(current_app)
+    here = cookie.get("points_terminal_id")
+    rows = []
+    for t in terminals:
+        devices = bridges.get(t.id, [])
+        if any(is_online(d, now, window) for d in devices):
+            reader = "online"
+        else:
+            reader = "offline" if devices else "unpaired"
+        rows.append(TillRow(t, reader, open_here=t.id == here))
+    return rows
+
+
+def _open(terminal: Terminal) -> None:
+    """Bind this tab to `terminal`, with no payment in progress."""
+    cookie["points_terminal_id"] = terminal.id
+    cookie.pop(FLOW, None)
 
 
 def _load(terminal: Terminal) -> dict[str, Any]:
@@ -111,6 +172,32 @@ def _on_points_error(exc: PointsError) -> ResponseReturnValue:
     return jsonify(error={"code": exc.code.value, "explanation": text, "final": True}), 409
 
 
+@bp.get("/tills")
+@staff_required(Role.MERCHANT_STAFF)
+def tills() -> ResponseReturnValue:
+    """This merchant's tills to open; with exactly one, it is opened at once."""
+    user = current_staff()
+    assert user is not None  # noqa: S101 - staff_required
+    rows = _tills(user.merchant_id)
+    if len(rows) == 1:
+        # Binding the tab on a GET only ever picks the staff member's own (single) till,
+        # and leaves a payment in progress on it alone: nothing a forged link could abuse.
+        if not rows[0].open_here:
+            _open(rows[0].terminal)
+        return redirect(url_for(".index"))
+    return _tills_page(rows)
+
+
+def _tills_page(rows: list[TillRow], *, lost: bool = False) -> str:
+    user = current_staff()
+    merchant = None
+    if user is not None and user.merchant_id is not None:
+        merchant = db.session().get(Merchant, user.merchant_id)
+    return render_template(
+        "points/tills.html", rows=rows, merchant=merchant, lost=lost, capped=TILLS_SHOWN
+    )
+
+
 @bp.post("/open/<int:terminal_id>")
 @staff_required(Role.MERCHANT_STAFF)
 def open_terminal(terminal_id: int) -> ResponseReturnValue:
@@ -120,18 +207,31 @@ def open_terminal(terminal_id: int) -> ResponseReturnValue:
     if terminal is None or user is None or user.merchant_id is None:
         abort(404)
     if merchant_for(terminal) != user.merchant_id:
-        abort(404)
-    cookie["points_terminal_id"] = terminal.id
-    cookie.pop(FLOW, None)
+        abort(404)  # another merchant's till: as if it did not exist
+    _open(terminal)
     return redirect(url_for("points_terminal.index"))
 
 
 @bp.get("/")
 @staff_required(Role.MERCHANT_STAFF)
 def index() -> ResponseReturnValue:
-    """The terminal page: screens switched by points_terminal.js."""
-    terminal, merchant = _need()
-    return render_template("points/terminal.html", terminal=terminal, merchant=merchant)
+    """The terminal page (screens switched by points_terminal.js); else pick a till.
+
+    A tab whose till was taken away (moved to another merchant) gets 403 with the list
+    of the tills it may open instead, and a word on why.
+    """
+    bound = _bound()
+    if bound is None:
+        if "points_terminal_id" not in cookie:
+            return redirect(url_for(".tills"))
+        user = current_staff()
+        rows = _tills(user.merchant_id if user is not None else None)
+        return _tills_page(rows, lost=True), 403
+    terminal, merchant = bound
+    others = len(db.session().scalars(_mine(merchant.id).limit(2)).all()) > 1
+    return render_template(
+        "points/terminal.html", terminal=terminal, merchant=merchant, other_tills=others
+    )
 
 
 @bp.post("/api/start")

@@ -28,7 +28,7 @@ def _landing() -> str:
     if user.role == Role.POINTS_OFFICER:
         return url_for("points_pages.municipality")
     if user.role == Role.MERCHANT_STAFF:
-        return url_for("points_pages.settlement")
+        return url_for("points_terminal.tills")  # the till first; settlement is a menu away
     return url_for("admin.index")
 
 

@@ -142,13 +142,14 @@ class LivePlatform:
                 self._provider_id = p.id
         return self._provider_id
 
-    def terminal(self, name: str = "Counter 1", kind: str = "counter") -> int:
-        """A new terminal of the provider."""
-        status, body = self.admin(
-            "POST",
-            "/api/v1/admin/terminals",
-            {"provider_id": self.provider(), "kind": kind, "name": name},
-        )
+    def terminal(
+        self, name: str = "Counter 1", kind: str = "counter", merchant_id: int | None = None
+    ) -> int:
+        """A new terminal of the provider (a shop till, kind `merchant`, names its merchant)."""
+        payload: dict[str, Any] = {"provider_id": self.provider(), "kind": kind, "name": name}
+        if merchant_id is not None:
+            payload["merchant_id"] = merchant_id
+        status, body = self.admin("POST", "/api/v1/admin/terminals", payload)
         assert status == 201, body  # noqa: S101 - test helper
         return int(body["id"])
 

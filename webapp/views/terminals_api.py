@@ -58,6 +58,16 @@ def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str:
     return value
 
 
+def _optional_id(body: dict[str, Any], key: str) -> int | None:
+    """An optional integer id (absent or null: None); anything else is InvalidRequest."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{key} must be an integer")
+    return value
+
+
 def _require_admin() -> None:
     expected = current_app.config.get("ADMIN_TOKEN") or os.environ.get("ICHIMAI_ADMIN_TOKEN")
     if not expected:
@@ -68,7 +78,13 @@ def _require_admin() -> None:
 
 
 def _terminal_json(t: Terminal) -> dict[str, Any]:
-    return {"id": t.id, "provider_id": t.provider_id, "kind": t.kind, "name": t.name}
+    return {
+        "id": t.id,
+        "provider_id": t.provider_id,
+        "kind": t.kind,
+        "name": t.name,
+        "merchant_id": t.merchant_id,
+    }
 
 
 # -- pairing (the bridge calls this) --------------------------------------------------
@@ -132,14 +148,22 @@ def pair() -> ResponseReturnValue:
 
 @bp.post("/admin/terminals")
 def create_terminal() -> ResponseReturnValue:
-    """Add a terminal: {provider_id, kind: counter|kiosk|merchant, name}."""
+    """Add a terminal: {provider_id, kind: counter|kiosk|merchant, name, merchant_id?}.
+
+    A shop till (kind `merchant`) names its merchant; a counter or kiosk names none
+    (400 `merchant_required`, `merchant_not_allowed` or `unknown_merchant`).
+    """
     _require_admin()
     body = _body()
     provider_id = body.get("provider_id")
     if not isinstance(provider_id, int) or isinstance(provider_id, bool):
         raise InvalidRequest("provider_id must be an integer")
     terminal = services.create_terminal(
-        db.session(), provider_id, _string(body, "kind"), _string(body, "name")
+        db.session(),
+        provider_id,
+        _string(body, "kind"),
+        _string(body, "name"),
+        merchant_id=_optional_id(body, "merchant_id"),
     )
     return jsonify(_terminal_json(terminal)), 201
 

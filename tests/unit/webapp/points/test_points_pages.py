@@ -125,10 +125,10 @@ def test_counter_staff_gets_403(client: FlaskClient, s: Session, world: City, ur
     ("role", "landing"),
     [
         (Role.POINTS_OFFICER, "/points/municipality"),
-        (Role.MERCHANT_STAFF, "/points/merchant/settlement"),
+        (Role.MERCHANT_STAFF, "/points/terminal/tills"),
     ],
 )
-def test_sign_in_lands_on_the_points_page(
+def test_sign_in_lands_on_the_points_page(  # merchant staff: their tills first
     client: FlaskClient, s: Session, world: City, role: Role, landing: str
 ) -> None:
     scope = {"municipality_id": world.muni.id, "merchant_id": world.museum.id}
