@@ -59,6 +59,8 @@ LOGINS = {
 }
 # The museum's shop till (加盟店レジ): a merchant staff login of the demo city's museum.
 TILL_LOGIN = ("museum-till", "ichimai-till-demo")
+# The demo city's points officer (ポイント担当): programs, grants, CSV, reports.
+OFFICER_LOGIN = ("city-points", "ichimai-points-demo")
 # (local government code, name); 131999 is no real city's code: its check digit is wrong.
 DEMO_CITY = ("131999", "いちまい市")
 TERMINAL_NAMES = {
@@ -256,6 +258,10 @@ class DemoStack:
         staff_services.create_staff(
             s, login, password, Role.MERCHANT_STAFF, merchant_id=city.museum.id
         )
+        login, password = OFFICER_LOGIN
+        staff_services.create_staff(
+            s, login, password, Role.POINTS_OFFICER, municipality_id=city.muni.id
+        )
         points_programs.grant(
             s,
             city.volunteering.id,
@@ -406,6 +412,8 @@ class DemoStack:
             lines.append(f"    {login:<15} {password:<22} {role.value}")
         till_login, till_password = TILL_LOGIN
         lines.append(f"    {till_login:<15} {till_password:<22} {Role.MERCHANT_STAFF.value}")
+        officer_login, officer_password = OFFICER_LOGIN
+        lines.append(f"    {officer_login:<15} {officer_password:<22} {Role.POINTS_OFFICER.value}")
         lines += [
             f"  kiosk           sign in as admin, Terminals, 'Open as kiosk on this device' "
             f"(or the button on {self.url}/demo/reader)",

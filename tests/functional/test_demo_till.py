@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from bridge.seal import SealContext, seal_pin
 from webapp import db
-from webapp.demo import DEMO_PIN, LOGINS, TILL_LOGIN, DemoStack
+from webapp.demo import DEMO_PIN, LOGINS, OFFICER_LOGIN, TILL_LOGIN, DemoStack
 from webapp.points.models import Merchant
 from webapp.terminals.models import Terminal, TerminalKind
 
@@ -62,3 +62,17 @@ def test_the_demo_till_takes_points_for_the_museum(stack: DemoStack) -> None:
     assert shown.get_json() == {"points": 200, "balance": 500, "enough": True}
     paid = client.post("/points/terminal/api/confirm").get_json()
     assert paid == {"points": 200, "balance": 300, "replayed": False}
+
+
+def test_the_demo_points_officer_sees_the_city(stack: DemoStack) -> None:
+    assert stack.app is not None
+    stack.app.config["WTF_CSRF_ENABLED"] = False  # the forms' tokens are tested elsewhere
+    assert OFFICER_LOGIN[0] in stack.banner()
+    client = stack.app.test_client()
+    sign_in(client, *OFFICER_LOGIN)
+    page = client.get("/points/municipality")
+    assert page.status_code == 200
+    assert "いちまい市" in page.get_data(as_text=True)
+    # The officer is the city's, not a till's: the shop till stays closed to them.
+    till = stack.terminals[TerminalKind.MERCHANT]
+    assert client.post(f"/points/terminal/open/{till}").status_code == 403
