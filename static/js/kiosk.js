@@ -1,10 +1,13 @@
 // The kiosk: one page, five screens (start, pin, mykey, link, links) plus an error screen.
 // Card events arrive on the /ws/terminal WebSocket at once; /terminal/status is polled as
 // a fallback. The PIN is sealed here to the bridge (seal.js) and never leaves in clear.
+// The same page runs at home (/home, data-mode="home") on the citizen's own reader: a
+// longer idle time (data-idle), "Sign out" instead of "Finish", and a word after it.
 import { sealPin } from "./seal.js";
 
 const root = document.getElementById("kiosk");
 const IDLE_MS = Number(root.dataset.idle || 60) * 1000;
+const HOME = root.dataset.mode === "home";
 const POLL_MS = 3000;
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 const $ = (id) => document.getElementById(id);
@@ -393,7 +396,7 @@ root.addEventListener("click", (event) => {
   } else if (target.dataset.pin === "ok") {
     submitPin();
   } else if (target.dataset.action === "end") {
-    end();
+    end("start", HOME ? text("t-ended") : "");
   } else if (target.dataset.action === "points") {
     showPoints();
   } else if (target.dataset.goto) {

@@ -69,8 +69,8 @@ def unbind() -> None:
 def staff_may_use(terminal: Terminal) -> bool:
     """Whether the signed-in staff member may open `terminal`."""
     user = current_staff()
-    if user is None:
-        return False
+    if user is None or terminal.provider_id is None:
+        return False  # a home terminal (no provider) is its citizen's browser's alone
     return user.role == Role.PLATFORM_ADMIN or user.provider_id == terminal.provider_id
 
 

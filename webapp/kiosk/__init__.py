@@ -1,4 +1,8 @@
-"""The kiosk (キオスク端末): citizens create their MyKey ID and link service IDs by themselves."""
+"""The kiosk (キオスク端末): citizens create their MyKey ID and link service IDs by themselves.
+
+The same flow runs at home (/home, `home.py`): on a citizen's own terminal of kind
+`home`, bound to their browser (`home_binding.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the /kiosk pages and JSON API (and the demo's virtual reader panel)."""
+    """Register the /kiosk pages and JSON API, /home, `flask home cleanup` (and the
+    demo's virtual reader panel)."""
     from .. import demo_reader
-    from . import api, views
+    from . import api, cli, home, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    home.init_app(app)
+    app.cli.add_command(cli.home)
     demo_reader.init_app(app)  # /demo/reader, in demo mode only

@@ -8,7 +8,9 @@ still on the reader and that the kiosk was not idle too long; otherwise the flow
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -17,7 +19,13 @@ from flask_babel import get_locale
 from .. import db
 from ..bus import get_bus
 from ..cardflow import services as cardflow
-from ..cardflow.binding import clear_flow, current_terminal, load_flow, save_flow, terminal_required
+from ..cardflow.binding import (
+    clear_flow,
+    current_terminal,
+    load_flow,
+    save_flow,
+    terminal_required,
+)
 from ..cardflow.errors import CardFlowError, FlowCode
 from ..cardflow.messages import error_body
 from ..identity import services as identity
@@ -30,6 +38,21 @@ from .points import my_points
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 
 PURPOSE = "kiosk"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def self_service(view: F) -> F:
+    """Only tabs bound to a kiosk or to their own home terminal (never a counter or till)."""
+
+    @terminal_required()
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        terminal = current_terminal()
+        if terminal is None or terminal.kind not in TerminalKind.SELF_SERVICE:
+            return jsonify(error={"code": "wrong_terminal"}), 403
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
 
 
 def _locale() -> str:
@@ -59,13 +82,20 @@ def _terminal_id() -> int:
     return terminal.id
 
 
+def _idle_seconds() -> float:
+    """A public kiosk forgets the citizen after a minute; their own reader at home later."""
+    terminal = current_terminal()
+    if terminal is not None and terminal.kind == TerminalKind.HOME:
+        return float(current_app.config.get("HOME_IDLE_SECONDS", 600))
+    return float(current_app.config.get("KIOSK_IDLE_SECONDS", 60))
+
+
 def _active(*, mykey: bool = False) -> dict[str, Any]:
     """The flow state, if its card is still on the reader and the kiosk was not idle."""
     state = load_flow()
     if "epoch" not in state or (mykey and "mykey" not in state):
         raise CardFlowError(FlowCode.SESSION_ENDED, "no card session")
-    idle = float(current_app.config.get("KIOSK_IDLE_SECONDS", 60))
-    if time.time() - float(state.get("seen", 0)) > idle:
+    if time.time() - float(state.get("seen", 0)) > _idle_seconds():
         raise CardFlowError(FlowCode.SESSION_ENDED, "idle")
     if not cardflow.card_present(get_bus(current_app), _terminal_id(), int(state["epoch"])):
         raise CardFlowError(FlowCode.CARD_REMOVED)
@@ -119,7 +149,7 @@ def _me(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/card")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def card() -> ResponseReturnValue:
     """Read the card on the reader and check its certificate (no PIN yet)."""
     clear_flow()
@@ -129,7 +159,7 @@ def card() -> ResponseReturnValue:
 
 
 @bp.post("/pin/begin")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def pin_begin() -> ResponseReturnValue:
     """Tries left and the sealing key: what the PIN pad needs."""
     state = _active()
@@ -147,7 +177,7 @@ def pin_begin() -> ResponseReturnValue:
 
 
 @bp.post("/pin/complete")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def pin_complete() -> ResponseReturnValue:
     """The sealed PIN: VERIFY and signature on the card, then open or create the MyKey ID."""
     state = _active()
@@ -174,14 +204,14 @@ def pin_complete() -> ResponseReturnValue:
 
 
 @bp.get("/me")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def me() -> ResponseReturnValue:
     """The MyKey ID of this card session, its links and the providers to link."""
     return jsonify(_me(_active(mykey=True)))
 
 
 @bp.get("/points")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def points() -> ResponseReturnValue:
     """The authenticated citizen's points: balances, lots with expiry, own transfers."""
     state = _active(mykey=True)
@@ -189,7 +219,7 @@ def points() -> ResponseReturnValue:
 
 
 @bp.post("/reroll")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def reroll() -> ResponseReturnValue:
     """Swap the new MyKey ID for a fresh one (a few times, before any link)."""
     state = _active(mykey=True)
@@ -202,7 +232,7 @@ def reroll() -> ResponseReturnValue:
 
 
 @bp.post("/links")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def add_link() -> ResponseReturnValue:
     """Link a customer number of a provider (terms accepted, number checked)."""
     state = _active(mykey=True)
@@ -224,7 +254,7 @@ def add_link() -> ResponseReturnValue:
 
 
 @bp.post("/links/<int:provider_id>/delete")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def remove_link(provider_id: int) -> ResponseReturnValue:
     """Unlink the MyKey ID's number at a provider."""
     state = _active(mykey=True)
@@ -233,7 +263,7 @@ def remove_link(provider_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/end")
-@terminal_required(TerminalKind.KIOSK)
+@self_service
 def end() -> ResponseReturnValue:
     """End the citizen's session (done, idle, or card removed)."""
     clear_flow()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, ForeignKey, String, TypeDecorator
+from sqlalchemy import CheckConstraint, DateTime, Dialect, ForeignKey, Index, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
@@ -40,13 +40,22 @@ def utcnow() -> datetime:
 
 
 class TerminalKind:
-    """Where a terminal stands (the seed's カウンター / キオスク / 加盟店)."""
+    """Where a terminal stands (the seed's カウンター / キオスク / 加盟店, and 自宅).
+
+    `home` is a citizen's own card reader at home: no provider, made by the citizen's
+    browser (/home), bound to that browser only. Admins never create one.
+    """
 
     COUNTER = "counter"
     KIOSK = "kiosk"
     MERCHANT = "merchant"
+    HOME = "home"
 
-    ALL = (COUNTER, KIOSK, MERCHANT)
+    ALL = (COUNTER, KIOSK, MERCHANT, HOME)
+    # What admins (and the admin API) may create; a home terminal only comes from /home.
+    STAFFED = (COUNTER, KIOSK, MERCHANT)
+    # Where a citizen serves themself with card + PIN (the kiosk flow).
+    SELF_SERVICE = (KIOSK, HOME)
 
 
 class Terminal(Base):
@@ -55,12 +64,21 @@ class Terminal(Base):
     A shop till (kind `merchant`) names the merchant (加盟店) it takes points for; only
     that merchant's staff open it. Other kinds have no merchant. The services layer keeps
     that rule (`services.create_terminal`, `services.set_merchant`).
+
+    A home terminal (kind `home`) has no provider (the database says so: a CHECK), so no
+    staff member's provider ever matches it; it carries the hash of the secret its
+    browser holds (`owner_key_hash`) and when it was last used (`last_used_at`, for the
+    clean-up of idle ones).
     """
 
     __tablename__ = "terminals"
+    __table_args__ = (
+        CheckConstraint("(kind = 'home') = (provider_id IS NULL)", name="home_has_no_provider"),
+        Index("ix_terminals_kind_last_used_at", "kind", "last_used_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
     # Same database and metadata as the points tables (one Base, one migration history),
@@ -69,6 +87,9 @@ class Terminal(Base):
         ForeignKey("points_merchants.id"), index=True, default=None
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Home terminals only: SHA-256 of the 256-bit secret in the owner's session cookie.
+    owner_key_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     bridges: Mapped[list[BridgeDevice]] = relationship(back_populates="terminal")
 

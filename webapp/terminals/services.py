@@ -11,11 +11,18 @@ counter PC was replaced), and the caller cuts their connections off.
 A shop till (kind `merchant`) always names an existing merchant (加盟店); no other kind
 names one. Providers carry no municipality, so any merchant may be picked; the till
 itself lets in only the staff of the merchant it names (webapp.points.terminal).
+
+A home terminal (kind `home`, a citizen's own reader) is never made by an admin: the
+citizen's browser makes one (`create_home_terminal`) and keeps the random owner key in
+its signed session cookie; only the key's hash is stored. It is of no use once its
+pairing code expired unpaired, or after `idle` without use (`home_expired`), and
+`delete_stale_home_terminals` removes such ones with their bridges and codes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +30,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge import seal
@@ -59,9 +66,9 @@ def _check_merchant(s: Session, kind: str, merchant_id: int | None) -> None:
 def create_terminal(
     s: Session, provider_id: int, kind: str, name: str, *, merchant_id: int | None = None
 ) -> Terminal:
-    """Add a terminal for a provider; a shop till names its merchant."""
-    if kind not in TerminalKind.ALL:
-        raise InvalidRequest(f"kind must be one of {', '.join(TerminalKind.ALL)}")
+    """Add a terminal for a provider; a shop till names its merchant (never a home one)."""
+    if kind not in TerminalKind.STAFFED:
+        raise InvalidRequest(f"kind must be one of {', '.join(TerminalKind.STAFFED)}")
     if not name.strip() or len(name) > 200:
         raise InvalidRequest("name must be 1-200 characters")
     _check_merchant(s, kind, merchant_id)
@@ -377,3 +384,143 @@ def list_bridges(
     if after is not None:
         query = query.where(BridgeDevice.id > after)
     return list(s.scalars(query))
+
+
+# -- home terminals ------------------------------------------------------------------
+
+HOME_NAME = "自宅のカードリーダー"  # shown in the page header; the citizen's own reader
+HOME_TOUCH_EVERY = timedelta(hours=1)  # last_used_at is coarse: one write an hour at most
+
+
+def _owner_hash(owner_key: str) -> str:
+    return hashlib.sha256(owner_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class HomeTerminal:
+    """A new home terminal, the owner key for the browser's session, its pairing code."""
+
+    terminal: Terminal
+    owner_key: str
+    code: IssuedCode
+
+
+def create_home_terminal(
+    s: Session, *, now: datetime | None = None, ttl: timedelta = PAIRING_TTL
+) -> HomeTerminal:
+    """A citizen's own terminal (no provider) with a fresh owner key and pairing code.
+
+    The owner key (256 random bits) and the pairing code are drawn independently of each
+    other and of the terminal id: none of the three tells anything about another.
+    """
+    now = now or utcnow()
+    owner_key = secrets.token_urlsafe(32)
+    terminal = Terminal(
+        provider_id=None,
+        kind=TerminalKind.HOME,
+        name=HOME_NAME,
+        owner_key_hash=_owner_hash(owner_key),
+        created_at=now,
+        last_used_at=now,
+    )
+    s.add(terminal)
+    s.flush()
+    code = create_pairing_code(s, terminal.id, now=now, ttl=ttl)  # commits
+    return HomeTerminal(terminal, owner_key, code)
+
+
+def owner_key_matches(terminal: Terminal, owner_key: object) -> bool:
+    """Whether `owner_key` (from the session) is the key of this home terminal."""
+    if terminal.kind != TerminalKind.HOME or not terminal.owner_key_hash:
+        return False
+    if not isinstance(owner_key, str) or not owner_key:
+        return False
+    return hmac.compare_digest(_owner_hash(owner_key), terminal.owner_key_hash)
+
+
+def home_paired(s: Session, terminal_id: int) -> bool:
+    """Whether the home terminal has an active bridge (one indexed lookup)."""
+    found = s.scalars(
+        select(BridgeDevice.id)
+        .where(BridgeDevice.terminal_id == terminal_id, BridgeDevice.revoked_at.is_(None))
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def home_expired(
+    s: Session,
+    terminal: Terminal,
+    *,
+    idle: timedelta,
+    now: datetime | None = None,
+    pairing_ttl: timedelta = PAIRING_TTL,
+) -> bool:
+    """No use any more: never paired within the code's life, or unused for `idle`."""
+    now = now or utcnow()
+    last = terminal.last_used_at or terminal.created_at
+    if now - last > idle:
+        return True
+    return now - terminal.created_at > pairing_ttl and not home_paired(s, terminal.id)
+
+
+def touch_home(s: Session, terminal: Terminal, *, now: datetime | None = None) -> None:
+    """Record that the home terminal was used (at most one write per HOME_TOUCH_EVERY)."""
+    now = now or utcnow()
+    if terminal.last_used_at is None or now - terminal.last_used_at >= HOME_TOUCH_EVERY:
+        terminal.last_used_at = now
+        s.commit()
+
+
+@dataclass(frozen=True)
+class HomeCleanup:
+    """What `delete_stale_home_terminals` removed (bridge ids: to cut off if connected)."""
+
+    terminals: int
+    bridge_ids: tuple[str, ...]
+
+
+def delete_stale_home_terminals(
+    s: Session,
+    *,
+    idle: timedelta,
+    now: datetime | None = None,
+    pairing_ttl: timedelta = PAIRING_TTL,
+    batch: int = 500,
+) -> HomeCleanup:
+    """Delete expired home terminals with their bridges and pairing codes (in batches).
+
+    Idle ones by the (kind, last_used_at) index; never-paired ones among those older than
+    the pairing code's life that have no active bridge.
+    """
+    now = now or utcnow()
+    paired = exists().where(
+        BridgeDevice.terminal_id == Terminal.id, BridgeDevice.revoked_at.is_(None)
+    )
+    stale = (
+        select(Terminal.id)
+        .where(
+            Terminal.kind == TerminalKind.HOME,
+            or_(
+                Terminal.last_used_at < now - idle,
+                Terminal.last_used_at.is_(None) & (Terminal.created_at < now - idle),
+                (Terminal.created_at < now - pairing_ttl) & ~paired,
+            ),
+        )
+        .order_by(Terminal.id)
+        .limit(batch)
+    )
+    removed = 0
+    bridge_ids: list[str] = []
+    while ids := list(s.scalars(stale)):
+        bridge_ids += s.scalars(
+            select(BridgeDevice.id).where(
+                BridgeDevice.terminal_id.in_(ids), BridgeDevice.revoked_at.is_(None)
+            )
+        )
+        s.execute(delete(PairingCode).where(PairingCode.terminal_id.in_(ids)))
+        s.execute(delete(BridgeDevice).where(BridgeDevice.terminal_id.in_(ids)))
+        s.execute(delete(Terminal).where(Terminal.id.in_(ids)))
+        s.commit()
+        removed += len(ids)
+    return HomeCleanup(removed, tuple(bridge_ids))
