@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import queue
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -84,16 +86,26 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         log.warning("keyboard output unavailable: %s", getattr(keyboard, "reason", ""))
     session = BridgeSession(identity.bridge_id, identity.seal_key, keyboard)
     client = BridgeClient(identity, session, url=args.url)
+    # Signal handlers run on the main thread between any two bytecodes, even inside
+    # another handler or a locked send: they only hand work to this thread (SimpleQueue.put
+    # is reentrant), never take the session's or the connection's locks themselves.
+    work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            work.get()()
+
+    threading.Thread(target=worker, name="bridge-signals", daemon=True).start()
     watcher: ReaderWatcher
     if args.sim is not None:
         sim = SimReader(args.sim)
         watcher = sim
-        signal.signal(signal.SIGUSR1, lambda _s, _f: sim.toggle())
+        signal.signal(signal.SIGUSR1, lambda _s, _f: work.put(sim.toggle))
     else:
         watcher = PcscReaders(only=args.reader)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        client.stop()
+        work.put(client.stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -190,10 +191,49 @@ class PcscReaders:
             log.exception("handling a reader event failed")
 
     def stop(self) -> None:
-        """Stop observing (pyscard's monitor threads end with their last observer)."""
+        """Stop observing; pyscard's monitor threads end with their last observer."""
         for monitor, observer in self._observers:
             try:
                 monitor.deleteObserver(observer)
             except Exception:
                 log.debug("removing a pyscard observer failed", exc_info=True)
+        if self._observers:
+            try:
+                _stop_card_monitor()
+            except Exception:
+                log.debug("stopping pyscard's card monitor failed", exc_info=True)
         self._observers = []
+
+
+def _stop_card_monitor(timeout: float = 5.0) -> None:
+    """End pyscard's card monitoring thread once nothing observes it; release its context.
+
+    Unlike the reader monitor, pyscard starts that thread with the first `CardMonitor` and
+    never stops it (CardMonitoring._START_ON_DEMAND_ is False). Its `CardRequest` holds a
+    PC/SC context until the interpreter exits, and releasing it then fails when pcscd has
+    gone meanwhile ("Exception ignored in PCSCCardRequest.__del__"). SCardCancel cuts its
+    60 s wait short (pyscard takes that as a timeout and looks at the stop flag).
+    """
+    from smartcard.CardMonitoring import CardMonitor, CardMonitoringThread
+    from smartcard.scard import SCardCancel
+
+    with CardMonitor.lock:
+        monitor = CardMonitor.instance
+        if monitor is None or monitor.countObservers():
+            return
+        CardMonitor.instance = None  # the next CardMonitor() starts a fresh thread
+    with CardMonitoringThread.lock:
+        thread, CardMonitoringThread.instance = CardMonitoringThread.instance, None
+    if thread is None:
+        return
+    thread.stop()
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        request = thread.cardrequest  # None until the thread has made it
+        if request is not None and request.pcsccardrequest.hcontext is not None:
+            SCardCancel(request.pcsccardrequest.hcontext)
+        thread.join(0.05)
+    if thread.is_alive():
+        log.debug("pyscard's card monitor did not stop in %.0f s", timeout)
+    elif thread.cardrequest is not None:
+        thread.cardrequest.pcsccardrequest.release()

@@ -163,10 +163,13 @@ def claim_port_block(count: int) -> tuple[int, IO[bytes]]:
 
 
 def die_with_parent() -> Callable[[], None] | None:
-    """A Popen preexec_fn: SIGTERM the child when this process dies (Linux), else None.
+    """A Popen preexec_fn: SIGTERM the child when its parent dies (Linux), else None.
 
-    Keeps a crashed test session from leaving card processes behind. The libc function
-    is looked up here, before the fork, so the child only makes one plain call.
+    Keeps a crashed test session from leaving card processes behind. Linux sends the
+    signal when the *thread* that forked the child ends, not only the process
+    (prctl(2), PR_SET_PDEATHSIG): start long-lived children from a long-lived thread
+    (webapp.demo_reader.DemoReaders does, for taps from request threads). The libc
+    function is looked up here, before the fork, so the child only makes one plain call.
     """
     if not sys.platform.startswith("linux"):
         return None

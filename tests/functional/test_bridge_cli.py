@@ -28,7 +28,8 @@ def bridge_command(*args: str) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": ""}
+    # PYTHONFAULTHANDLER: a bridge that hangs can be made to print every thread's stack.
+    return {**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": "", "PYTHONFAULTHANDLER": "1"}
 
 
 @pytest.fixture
@@ -43,6 +44,33 @@ def next_event(q: queue.Queue[dict[str, Any]], kind: str, timeout: float = 10.0)
         event = q.get(timeout=max(0.01, deadline - time.monotonic()))
         if event["type"] == kind:
             return event
+
+
+def bridge_event(
+    q: queue.Queue[dict[str, Any]],
+    kind: str,
+    run: subprocess.Popen[str],
+    log: Path | None = None,
+    timeout: float = 15.0,
+) -> dict[str, Any]:
+    """The next `kind` event of the bridge process `run`; if none comes, fail with its stacks.
+
+    `log`: the file the bridge's stderr goes to (else it is read from the pipe).
+    """
+    try:
+        return next_event(q, kind, timeout)
+    except queue.Empty:
+        pass
+    if run.poll() is None:
+        run.send_signal(signal.SIGABRT)  # faulthandler (see env()) prints every thread's stack
+    try:
+        _, stderr = run.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        _, stderr = run.communicate()
+    if log is not None:
+        stderr = log.read_text(errors="replace")
+    pytest.fail(f"no {kind} event from the bridge in {timeout} s; its stderr:\n{stderr[-6000:]}")
 
 
 def test_pair_run_and_revoke(platform: LivePlatform, card_file: Any, tmp_path: Path) -> None:
@@ -91,9 +119,10 @@ def test_pair_run_and_revoke(platform: LivePlatform, card_file: Any, tmp_path: P
         remote = platform.remote(terminal)
         assert drive(jpki.read_certificate(), remote) == card_file.issued.auth_cert_der
         run.send_signal(signal.SIGUSR1)  # take the card off the virtual reader
-        assert next_event(events, "card_removed")["epoch"] == epoch
+        assert bridge_event(events, "card_removed", run)["epoch"] == epoch
+        # At once, as a demo user would: the bridge may still be finishing the first toggle.
         run.send_signal(signal.SIGUSR1)  # and put it back
-        assert next_event(events, "card_inserted")["epoch"] > epoch
+        assert bridge_event(events, "card_inserted", run)["epoch"] > epoch
         bridge_id = status["bridge_id"]
         started = time.monotonic()
         assert platform.admin("POST", f"/api/v1/admin/bridges/{bridge_id}/revoke")[0] == 200
@@ -118,3 +147,36 @@ def test_run_before_pairing(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "pair this bridge first" in done.stderr
+
+
+def test_sim_card_toggled_back_to_back_never_hangs(
+    platform: LivePlatform, card_file: Any, tmp_path: Path
+) -> None:
+    terminal = platform.terminal()
+    home = tmp_path / "home"
+    platform.pair_bridge(home, terminal)
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    platform.bus.subscribe(events_channel(terminal), events.put)
+    log = tmp_path / "bridge.log"
+    with log.open("w") as out:  # a file: 300 toggles log more than a pipe holds
+        run = subprocess.Popen(
+            bridge_command(
+                "run", "--home", str(home), "--sim", str(card_file.path), "--keyboard", "none"
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            text=True,
+            env=env(),
+            cwd=ROOT,
+        )
+    try:
+        platform.wait_ready(terminal, timeout=30)
+        # Each toggle as soon as the previous one was seen; a few hundred make the race
+        # with the bridge's own sends likely (within a few dozen, under load).
+        for i in range(300):
+            run.send_signal(signal.SIGUSR1)
+            bridge_event(events, "card_removed" if i % 2 == 0 else "card_inserted", run, log)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait()
