@@ -199,6 +199,21 @@ class Transfer(Base):
         CheckConstraint(_in("status", TransferStatus), name="status"),
         Index("ix_points_transfers_debit", "debit_account_id", "created_at"),
         Index("ix_points_transfers_credit", "credit_account_id", "created_at"),
+        # Partial: most transfers reverse nothing and resolve no hold, and a NULL would
+        # still cost an index entry on every grant (about a tenth of its server time).
+        Index(
+            "ix_points_transfers_reversal_of",
+            "reversal_of",
+            sqlite_where=text("reversal_of IS NOT NULL"),
+            postgresql_where=text("reversal_of IS NOT NULL"),
+        ),
+        Index(  # at most one transfer posts or voids a pending one
+            "uq_points_transfers_pending_id",
+            "pending_id",
+            unique=True,
+            sqlite_where=text("pending_id IS NOT NULL"),
+            postgresql_where=text("pending_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -214,9 +229,9 @@ class Transfer(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     payload_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request
-    reversal_of: Mapped[int | None] = mapped_column(ForeignKey("points_transfers.id"), index=True)
+    reversal_of: Mapped[int | None] = mapped_column(ForeignKey("points_transfers.id"))
     # Set on the transfer that posts or voids a pending one: at most one per pending.
-    pending_id: Mapped[int | None] = mapped_column(ForeignKey("points_transfers.id"), unique=True)
+    pending_id: Mapped[int | None] = mapped_column(ForeignKey("points_transfers.id"))
     program_id: Mapped[int | None] = mapped_column(ForeignKey("points_programs.id"))
     hold_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Posted balance after this transfer, for citizen and merchant sides only (statements
