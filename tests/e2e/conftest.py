@@ -48,6 +48,24 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def shoot_and_audit(page: Any, path: Path, state: str) -> None:
+    """Screenshot `page` to `path` (full page) and assert axe-core finds nothing serious
+    or critical in it (WCAG 2.2 AA tags)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+    )
+    bad = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"axe on {state}: {bad}"
+
+
 def ensure_axe() -> Path:
     """node_modules/axe-core, installed from package-lock.json with npm if missing."""
     if not AXE.exists():
@@ -157,22 +175,10 @@ class KioskDriver:
 
     def check(self, state: str) -> None:
         """Screenshot this page state and assert axe finds nothing serious or critical."""
-        SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{self.name}-{len(self.shots) + 1:02d}-{state}.png"
         self.page.wait_for_timeout(150)  # let focus and live regions settle
-        self.page.screenshot(path=str(path), full_page=True)
+        shoot_and_audit(self.page, path, state)
         self.shots.append(path)
-        if not self.page.evaluate("typeof window.axe !== 'undefined'"):
-            self.page.add_script_tag(path=str(AXE))
-        result = self.page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-        )
-        bad = [
-            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        assert not bad, f"axe on {state}: {bad}"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from webapp.demo import DEMO_PIN, DemoStack
 
-from .conftest import AXE, AXE_TAGS, ROOT
+from .conftest import ROOT, shoot_and_audit
 
 pytestmark = pytest.mark.e2e
 
@@ -48,21 +48,9 @@ class HomeBrowser:
 
     def check(self, state: str) -> None:
         """Screenshot this page state and assert axe finds nothing serious or critical."""
-        SHOTS.mkdir(parents=True, exist_ok=True)
         self.shots += 1
         self.page.wait_for_timeout(150)  # let focus and live regions settle
-        self.page.screenshot(path=str(SHOTS / f"{self.shots:02d}-{state}.png"), full_page=True)
-        if not self.page.evaluate("typeof window.axe !== 'undefined'"):
-            self.page.add_script_tag(path=str(AXE))
-        result = self.page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-        )
-        bad = [
-            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        assert not bad, f"axe on {state}: {bad}"
+        shoot_and_audit(self.page, SHOTS / f"{self.shots:02d}-{state}.png", state)
 
     def wait_screen(self, screen: str) -> None:
         """Wait until the kiosk flow shows `screen`."""

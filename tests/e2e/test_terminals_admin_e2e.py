@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import AXE, AXE_TAGS
+from tests.e2e.conftest import shoot_and_audit as audit
 from tests.e2e.counter_stack import page
 from webapp import db
 from webapp.demo_data import ensure_providers
@@ -59,19 +59,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 
 def shoot_and_audit(page: Any, name: str) -> None:
-    """artifacts/screenshots/admin/terminals-NAME.png, and nothing serious for axe."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"terminals-{name}.png"), full_page=True)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-    )
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"axe on {name}: {bad}"
+    """SHOTS/terminals-NAME.png, and nothing serious for axe."""
+    audit(page, SHOTS / f"terminals-{name}.png", name)
 
 
 def merchant_of(site: Site) -> int | None:
