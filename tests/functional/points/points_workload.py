@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from webapp.points import admin, conversion, expiry, ledger, programs, spend
 from webapp.points.demo import build_city
 from webapp.points.directory import AnyMyKeyId
-from webapp.points.errors import PointsError
+from webapp.points.errors import Code, PointsError
 from webapp.points.models import Merchant, Partner, Program, ProgramCategory, Transfer
 
 T0 = datetime(2025, 4, 1, 0, 0, tzinfo=UTC)
@@ -102,6 +102,9 @@ def plan(seed: int, count: int, prefix: str) -> list[Op]:
     return ops
 
 
+BUSY_RETRIES = 3  # as a client does on "busy, try again" (the request changed nothing)
+
+
 def run(session: Session, ids: Ids, ops: list[Op], i: int) -> tuple[str, object]:
     """Execute op `i`: ("ok", what identifies its result) or ("refused", error code)."""
     op = ops[i]
@@ -109,11 +112,14 @@ def run(session: Session, ids: Ids, ops: list[Op], i: int) -> tuple[str, object]
         assert op.ref is not None
         return run(session, ids, ops, op.ref)
     now = T0 + timedelta(days=op.day)
-    try:
-        return "ok", _execute(session, ids, ops, op, now)
-    except PointsError as exc:
-        session.rollback()
-        return "refused", exc.code.value
+    for attempt in range(BUSY_RETRIES + 1):
+        try:
+            return "ok", _execute(session, ids, ops, op, now)
+        except PointsError as exc:
+            session.rollback()
+            if exc.code is not Code.BUSY or attempt == BUSY_RETRIES:
+                return "refused", exc.code.value
+    raise AssertionError("unreachable")
 
 
 def _execute(session: Session, ids: Ids, ops: list[Op], op: Op, now: datetime) -> object:

@@ -4,6 +4,7 @@ the small reads and account openings the services need."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -21,7 +22,13 @@ from .postings import DuplicateKey, Written
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
+
+
+def backoff(attempt: int) -> None:
+    """Wait before retry `attempt` (0-based): exponential, capped at 0.2 s, with full
+    jitter, so transactions that failed together on one hot row do not retry together."""
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311  (not a secret)
 
 
 def open_account(
@@ -114,7 +121,7 @@ def run(session: Session, work: Callable[[], T], replay: Callable[[], T | None])
                     raise Busy(Code.BUSY) from exc
                 raise
             log.info("points ledger: retrying after %s", type(exc).__name__)
-            time.sleep(min(0.2, 0.005 * 2**attempt))
+            backoff(attempt)
         except BaseException:
             session.rollback()
             raise
@@ -133,5 +140,5 @@ def read(session: Session, fn: Callable[[], T]) -> T:
             session.rollback()
             if not retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                 raise
-            time.sleep(min(0.2, 0.005 * 2**attempt))
+            backoff(attempt)
     raise Busy(Code.BUSY)
