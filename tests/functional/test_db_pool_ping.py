@@ -9,8 +9,6 @@ webapp.db only, never from sleeping: load on the machine cannot change the outco
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -18,34 +16,22 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from tests.support.postgres import PG_URL, server_engine, terminate
 from webapp import db
 from webapp.db import IDLE_PING_SECONDS, make_engine
 
-PG_URL = os.environ.get("ICHIMAI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Generous: only how long the server may take to end a terminated backend, never a verdict.
-GONE_WITHIN_SECONDS = 30.0
 
 
 @pytest.fixture(scope="module")
 def admin() -> Iterator[Engine]:
-    """An unpooled engine on the test database (it terminates the victims' backends);
-    skip, or fail under CI, when the server does not answer."""
-    engine = create_engine(PG_URL, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means "no server"
-        engine.dispose()
-        message = f"PostgreSQL unreachable at {PG_URL}: {exc.__class__.__name__}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
+    """An unpooled engine on the test database (it terminates the victims' backends)."""
+    with server_engine(poolclass=NullPool) as engine:
+        yield engine
 
 
 @dataclass
@@ -105,21 +91,6 @@ def backend_pid(engine: Engine) -> int:
     """Check a connection out, ask for its server process id, check it back in."""
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-
-
-def terminate(admin: Engine, pid: int) -> None:
-    """End backend `pid` from another connection and wait until the server has let it go.
-
-    Autocommit: pg_stat_activity is a snapshot taken once per transaction, so a poll inside
-    one transaction would keep seeing the backend that was there at its first read.
-    """
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        assert connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        deadline = time.monotonic() + GONE_WITHIN_SECONDS
-        alive = text("SELECT 1 FROM pg_stat_activity WHERE pid = :p")
-        while connection.execute(alive, {"p": pid}).first() is not None:
-            assert time.monotonic() < deadline, f"backend {pid} still there"
-            time.sleep(0.01)
 
 
 @pytest.mark.parametrize(

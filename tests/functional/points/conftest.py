@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from points_pg import PG_URL, schema_url
-from sqlalchemy import Engine, create_engine, text
+from points_pg import schema_url
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.postgres import server_engine
 from webapp.db import Base, make_engine
 from webapp.points import invariants
 from webapp.points.models import POINTS_TABLES
@@ -36,18 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[Engine]:
     """An engine on the test database; skip or fail when the server does not answer."""
-    engine = create_engine(PG_URL, pool_pre_ping=True)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means "no server"
-        engine.dispose()
-        message = f"PostgreSQL unreachable at {PG_URL}: {exc.__class__.__name__}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
+    with server_engine(pool_pre_ping=True) as engine:
+        yield engine
 
 
 @pytest.fixture

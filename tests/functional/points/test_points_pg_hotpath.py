@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from points_workload import T0
 from sqlalchemy import Connection, Engine, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.postgres import terminate
 from webapp import db
 from webapp.points import admin, conversion, ledger, programs
 from webapp.points.demo import build_city
@@ -41,7 +41,6 @@ TABLES = (
     "points_program_citizen_totals",
 )
 # Generous: only how long the server may take to end a terminated backend, never a verdict.
-GONE_WITHIN_SECONDS = 30.0
 
 
 def rows(engine: Engine, sql: str, **params: object) -> list[dict[str, Any]]:
@@ -284,21 +283,6 @@ def test_a_conversion_posted_at_once_is_fused_and_records_its_transfer(
         1000,
         T0 + timedelta(days=365),
     )
-
-
-def terminate(server: Engine, pid: int) -> None:
-    """End backend `pid` from another connection and wait until the server has let it go.
-
-    Autocommit: pg_stat_activity is a snapshot taken once per transaction, so a poll inside
-    one transaction would keep seeing the backend that was there at its first read.
-    """
-    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        assert connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        deadline = time.monotonic() + GONE_WITHIN_SECONDS
-        alive = text("SELECT 1 FROM pg_stat_activity WHERE pid = :p")
-        while connection.execute(alive, {"p": pid}).first() is not None:
-            assert time.monotonic() < deadline, f"backend {pid} still there"
-            time.sleep(0.01)
 
 
 def _killing(server: Engine, real: Callable[..., Any]) -> Callable[..., Any]:
