@@ -68,8 +68,13 @@ def grant(s: Session, program_id: int, citizen: str, key: str, **kw: Any) -> pro
 
 @pytest.fixture
 def fused(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """What each call of the one-statement grant (entries.credit_citizen, as `write` calls
-    it) returned: (transfer id, account id, balance), None to fall back, or the exception."""
+    """What each call of the fused credit (entries.credit_citizen, as `write` calls it)
+    returned: (transfer id, account id, balance), None to fall back, or the exception.
+
+    Grants here take `ledger.write` (the path of a grant inside a longer transaction or
+    at a stricter isolation level): the grant as one statement of its own
+    (webapp.points.grant_pg, tested in test_points_pg_grant_alone) is turned off."""
+    monkeypatch.setattr(programs, "grant_alone", lambda *args, **kwargs: None)
     outcomes: list[object] = []
     real = write_module.credit_citizen
 
@@ -301,6 +306,7 @@ def test_a_connection_lost_mid_transaction_surfaces_as_a_disconnect_and_commits_
     pg_engine: Engine,
     pg_sessions: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
+    fused: list[object],
     where: str,
 ) -> None:
     with pg_sessions() as s:

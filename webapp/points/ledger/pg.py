@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import ClientCursor
+from psycopg import ClientCursor, IsolationLevel
 from psycopg import Connection as PgConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
@@ -89,6 +90,30 @@ class Raw:
         with self._errors(sql, rows), ClientCursor(self.dbapi) as cur:
             script = "; ".join(cur.mogrify(sql, params) for params in rows)
             cur.execute(f"{script}; COMMIT")
+
+    def may_run_alone(self) -> bool:
+        """Whether a statement may run as its own transaction here: nothing is open on
+        the connection yet, and the isolation asked for is the server's default one (an
+        implicit transaction cannot say BEGIN ISOLATION LEVEL ...)."""
+        d = self.dbapi
+        return (
+            d.info.transaction_status == TransactionStatus.IDLE
+            and not d.autocommit
+            and d.isolation_level in (None, IsolationLevel.READ_COMMITTED)
+            and not d.read_only
+            and not d.deferrable
+        )
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        """Statements run inside are each their own transaction (psycopg's autocommit):
+        one round trip, no BEGIN, no COMMIT. Only after `may_run_alone()`."""
+        self.dbapi.autocommit = True
+        try:
+            yield
+        finally:
+            if not self.dbapi.closed:
+                self.dbapi.autocommit = False
 
 
 def connection(conn: Connection) -> Raw | None:
