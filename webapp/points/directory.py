@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 
 class CitizenDirectory(Protocol):
-    """Answers whether a MyKey ID exists (a point read, no history kept)."""
+    """Answers whether a MyKey ID exists (a point read, no history kept), on a session or,
+    for the one-statement grant (webapp.points.grant_pg), on a Core connection."""
 
-    def exists(self, session: Session, mykey_id: str) -> bool:
+    def exists(self, session: Session | Connection, mykey_id: str) -> bool:
         """True when `mykey_id` names a live MyKey ID."""
         ...
 
@@ -23,7 +24,7 @@ class CitizenDirectory(Protocol):
 class AnyMyKeyId:
     """Accepts every well-formed MyKey ID: for tests, benchmarks and the ledger alone."""
 
-    def exists(self, session: Session, mykey_id: str) -> bool:
+    def exists(self, session: Session | Connection, mykey_id: str) -> bool:
         """Always true (the format was checked before)."""
         return True
 
@@ -34,7 +35,7 @@ class KnownMyKeyIds:
     def __init__(self, ids: set[str]) -> None:
         self.ids = ids
 
-    def exists(self, session: Session, mykey_id: str) -> bool:
+    def exists(self, session: Session | Connection, mykey_id: str) -> bool:
         """True when the ID is in the set."""
         return mykey_id in self.ids
 
@@ -42,7 +43,7 @@ class KnownMyKeyIds:
 class IdentityDirectory:
     """MyKey IDs as webapp.identity stores them (the production choice)."""
 
-    def exists(self, session: Session, mykey_id: str) -> bool:
+    def exists(self, session: Session | Connection, mykey_id: str) -> bool:
         """True when the identity table has the ID."""
         from ..identity.models import MyKeyID  # the identity domain, imported on use
 

@@ -23,6 +23,7 @@ citizen with no account here yet, a key already used, an exhausted budget...), n
 was changed, and the caller runs the general path, which gives the reason, replays the
 key or opens the account. Used only when the grant is the whole transaction (nothing is
 open on the session) at the server's default isolation; otherwise the general path runs.
+A staff page ends its reads' transaction before granting (webapp.points.views.grant_one).
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .directory import CitizenDirectory
 from .ledger import pg
-from .models import AccountKind, ProgramCategory, TransferKind, TransferStatus
+from .models import AccountKind, ProgramCategory, Transfer, TransferKind, TransferStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +87,44 @@ def grant_alone(
     directory: CitizenDirectory,
     municipality_id: int | None,
 ) -> OneGrant | None:
-    """The grant written by one statement, or None: not possible here (SQLite, an open
-    transaction, a stricter isolation level) or not written (see the module doc); the
-    caller then takes the general path. A lost connection is raised as Core raises it."""
-    if session.new or session.dirty or session.deleted:
-        return None  # pending ORM changes belong to the session's own transaction
-    raw = pg.connection(session.connection())
-    if raw is None or not raw.may_run_alone():
+    """The grant written by one statement, or None: not possible here (SQLite, a stricter
+    isolation level, work open on the session, which the grant must then join) or not
+    written (see the module doc); the caller then takes the general path. A lost
+    connection is raised as Core raises it.
+
+    The statement runs on a Core connection of the session's engine, not through the
+    session: nothing is open on the session, and its transaction machinery would cost
+    more client CPU than the statement itself."""
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
         return None
-    params = {
-        "program_id": program_id,
-        "municipality_id": municipality_id,
-        "owner": citizen,
-        "key": key,
-        "payload_hash": digest,
-        "now": now,
-    }
-    with raw.alone():
-        # The directory reads in its own implicit transaction too (a point read).
-        if not directory.exists(session, citizen):
+    bind = session.get_bind(Transfer)
+    if not isinstance(bind, Engine):
+        return None  # a session bound to a caller's connection: its transaction is theirs
+    with bind.connect() as conn:
+        raw = pg.connection(conn)
+        if raw is None or not raw.may_run_alone():
             return None
-        try:
-            row = raw.row(_GRANT, params)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise
-            # A taken key, an exhausted budget, a deadlock: undone by the server; the
-            # general path answers (replay, refusal, retry).
-            log.debug("points grant: general path after %s", type(exc.orig).__name__)
-            return None
+        params = {
+            "program_id": program_id,
+            "municipality_id": municipality_id,
+            "owner": citizen,
+            "key": key,
+            "payload_hash": digest,
+            "now": now,
+        }
+        with raw.alone():
+            # The directory reads in an implicit transaction of its own too (a point read).
+            if not directory.exists(conn, citizen):
+                return None
+            try:
+                row = raw.row(_GRANT, params)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                # A taken key, an exhausted budget, a deadlock: undone by the server; the
+                # general path answers (replay, refusal, retry).
+                log.debug("points grant: general path after %s", type(exc.orig).__name__)
+                return None
     if row is None:
         return None
     transfer_id, code, points, expiry_days, balance = row

@@ -218,7 +218,6 @@ def grant(
         session, program_id, citizen, full_key, digest, now, directory, municipality_id
     )
     if alone is not None:
-        session.commit()  # ends the session's transaction, as `ledger.run` does
         return GrantResult(
             alone.transfer_id, alone.program_code, citizen, alone.points, alone.expires_at,
             alone.balance,

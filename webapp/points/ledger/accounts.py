@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Executable, event, text
+from sqlalchemy import Connection, Engine, Executable, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -161,7 +161,14 @@ def _raise_bounded(exc: Exception, acct: Acct | None = None) -> NoReturn:
 
 
 def commit(session: Session) -> None:
-    """Commit, sending deferred shared-row updates and the COMMIT in one round trip."""
+    """Commit, sending deferred shared-row updates and the COMMIT in one round trip.
+
+    Only when the session's commit ends the database transaction: a session joined to a
+    caller's connection, or inside a savepoint, commits the ordinary way (the
+    `before_commit` hook applies the updates), and the caller's transaction goes on."""
+    if not _ends_the_transaction(session):
+        session.commit()
+        return
     finals: dict[Acct, Effect] = session.info.pop(_FINALS, {})
     if finals:
         raw = pg.connection(session.connection())
@@ -175,3 +182,9 @@ def commit(session: Session) -> None:
         except Exception as exc:
             _raise_bounded(exc)
     session.commit()
+
+
+def _ends_the_transaction(session: Session) -> bool:
+    """Whether committing `session` commits the database transaction: it opened its own
+    connection from an engine, and no savepoint is open."""
+    return isinstance(session.get_bind(), Engine) and not session.in_nested_transaction()
