@@ -6,7 +6,8 @@ Prints one JSON line per figure: {"bench", "value", "unit", "baseline", "ratio"}
 
 What is measured: transfers per second of `programs.grant`, the full service a staff page
 calls (program read, idempotency key, citizen account update, transfer and lot inserts,
-budget update, commit), each grant in a fresh session as a request would have it. Clients
+budget update, commit), each grant in a fresh session as a request would have it; on
+PostgreSQL it takes the one-statement path a staff page takes (webapp.points.grant_pg). Clients
 are separate processes, each with one connection, so the GIL does not cap the client side;
 pgbench runs in the same run on a scratch database with as many clients (-j 2 threads, the
 machine's cores) and scale 32, at least one branch row per client as its manual advises.
@@ -56,8 +57,8 @@ PGBENCH_SCALE = 32
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def emit(name: str, value: float, baseline: float) -> None:
-    """One result line."""
+def emit(name: str, value: float, baseline: float, **extra: float) -> None:
+    """One result line (`extra`: figures that explain it, after the five keys)."""
     ratio = round(value / baseline, 3) if baseline else None
     print(
         json.dumps(
@@ -67,6 +68,7 @@ def emit(name: str, value: float, baseline: float) -> None:
                 "unit": "tps",
                 "baseline": round(baseline, 1),
                 "ratio": ratio,
+                **extra,
             }
         ),
         flush=True,
@@ -129,7 +131,7 @@ def client(
     seconds: float,
     go: Any,
     ready: mp.Queue[str],
-    out: mp.Queue[int],
+    out: mp.Queue[tuple[int, float]],
 ) -> None:
     """One client process: connect, say ready, then grant as fast as it can for `seconds`
     from the moment the parent gives the start time (all clients start together)."""
@@ -151,6 +153,7 @@ def client(
         time.sleep(0.0005)
     done = 0
     end = start + seconds
+    cpu = time.process_time()
     while time.time() < end:
         with sessions() as s:
             programs.grant(
@@ -158,8 +161,9 @@ def client(
                 key=f"{tag}-{done}", directory=directory, now=T0,
             )  # fmt: skip
         done += 1
+    cpu = time.process_time() - cpu
     engine.dispose()
-    out.put(done)
+    out.put((done, cpu))
 
 
 class _Go:
@@ -173,10 +177,13 @@ class _Go:
         self.event.wait()
 
 
-def run_clients(url: str, program_ids: list[int], clients: int, seconds: float, tag: str) -> float:
-    """Transfers per second of `clients` processes, counted over the same window."""
+def run_clients(
+    url: str, program_ids: list[int], clients: int, seconds: float, tag: str
+) -> tuple[float, float]:
+    """Transfers per second of `clients` processes, counted over the same window, and the
+    clients' CPU time per transfer in milliseconds."""
     ctx = mp.get_context("spawn")
-    out: mp.Queue[int] = ctx.Queue()
+    out: mp.Queue[tuple[int, float]] = ctx.Queue()
     ready: mp.Queue[str] = ctx.Queue()
     go = _Go(ctx)
     procs = [
@@ -189,10 +196,12 @@ def run_clients(url: str, program_ids: list[int], clients: int, seconds: float, 
         ready.get(timeout=300)
     go.start.value = time.time() + 0.5
     go.event.set()
-    total = sum(out.get(timeout=seconds + 120) for _ in procs)
+    results = [out.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
-    return total / seconds
+    total = sum(done for done, _ in results)
+    cpu = sum(cpu for _, cpu in results)
+    return total / seconds, (cpu / total * 1000 if total else 0.0)
 
 
 def pgbench_bin() -> str:
@@ -268,10 +277,13 @@ def bench_postgres(base_url: str, seconds: float, only: set[str]) -> None:
             # pgbench right before and right after ours, averaged: the machine's load
             # drifts, and both sides should see the same drift.
             before = pgbench(pgbench_url, clients, seconds)
-            value = run_clients(ledger_url, ids, clients, seconds, name)
+            value, cpu_ms = run_clients(ledger_url, ids, clients, seconds, name)
             after = pgbench(pgbench_url, clients, seconds)
             note(f"{name}: {value:.0f} tps; pgbench TPC-B c{clients}: {before:.0f} / {after:.0f}")
-            emit(name, value, (before + after) / 2)
+            emit(
+                name, value, (before + after) / 2, client_cpu_ms=round(cpu_ms, 3),
+                pgbench_before=round(before, 1), pgbench_after=round(after, 1),
+            )  # fmt: skip
     finally:
         for db in (ledger_db, pgbench_db):
             admin_exec(base_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

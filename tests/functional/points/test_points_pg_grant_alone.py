@@ -34,13 +34,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import terminate
 from webapp.db import make_engine
+from webapp.identity.models import MyKeyID
 from webapp.points import grant_pg, ledger, programs
 from webapp.points.demo import City, build_city
-from webapp.points.directory import AnyMyKeyId, KnownMyKeyIds
+from webapp.points.directory import AnyMyKeyId, IdentityDirectory, KnownMyKeyIds
 from webapp.points.errors import Code, Conflict, NotFound, PointsError, Refused
 from webapp.points.grant_pg import OneGrant
 from webapp.points.ledger import pg
-from webapp.points.models import Account, AccountKind, ProgramCategory
+from webapp.points.models import Account, AccountKind, ProgramCategory, table
 from webapp.points.validation import payload_hash
 
 DIRECTORY = AnyMyKeyId()
@@ -529,6 +530,36 @@ def test_a_session_bound_to_the_callers_connection_grants_in_the_callers_transac
         outer.rollback()
     assert balance(pg_engine, accounts["ALICE234"]) == 0
     assert balance(pg_engine, city.volunteering.account_id) == 100_000
+
+
+def test_the_production_directory_reads_on_the_statements_connection(
+    pg_engine: Engine, pg_sessions: sessionmaker[Session], spy: Spy
+) -> None:
+    """IdentityDirectory (the app's choice) asks the identity table on the grant's own
+    connection, in an implicit transaction: a known MyKey ID is granted in one statement,
+    an unknown one is refused by the general path and nothing is written."""
+    table(MyKeyID).create(pg_engine)
+    directory = IdentityDirectory()
+    with pg_sessions() as s:
+        city = build_city(s, now=T0)
+        accounts = open_accounts(s, city.muni.id, ["ALICE234", "BOB23456"])
+        s.add(MyKeyID(id="ALICE234", created_at=T0))
+        s.commit()
+        spy.clear()
+        done = programs.grant(
+            s, city.volunteering.id, "ALICE234", key="g1", directory=directory, now=T0
+        )
+        assert done.balance == 500
+        before = snapshot(pg_engine)
+        with pytest.raises(NotFound) as refused:
+            programs.grant(
+                s, city.volunteering.id, "BOB23456", key="g2", directory=directory, now=T0
+            )
+        assert refused.value.code is Code.UNKNOWN_CITIZEN
+    assert spy.paths() == ["one", "general"]
+    assert snapshot(pg_engine) == before
+    assert balance(pg_engine, accounts["ALICE234"]) == 500
+    assert balance(pg_engine, accounts["BOB23456"]) == 0
 
 
 # --- 6. the session goes on in ordinary transactions ---------------------------------
