@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from points_pg import schema_url
+from points_pg import balance, rows, schema_url, snapshot
 from points_workload import T0
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, exc, text
@@ -45,35 +45,10 @@ from webapp.points.models import Account, AccountKind, ProgramCategory, table
 from webapp.points.validation import payload_hash
 
 DIRECTORY = AnyMyKeyId()
-TABLES = (
-    "points_accounts",
-    "points_transfers",
-    "points_lots",
-    "points_lot_moves",
-    "points_open_holds",
-    "points_program_citizen_totals",
-)
 EXPIRES = T0 + timedelta(days=180)  # a volunteering grant made at T0 (build_city)
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def rows(engine: Engine, sql: str, **params: object) -> list[dict[str, Any]]:
-    """The rows of `sql`, read on a connection of their own, as dicts."""
-    with engine.connect() as connection:
-        return [dict(r) for r in connection.execute(text(sql), params).mappings()]
-
-
-def balance(engine: Engine, account_id: int) -> int:
-    """An account's balance, read on a connection of its own."""
-    [row] = rows(engine, "SELECT balance FROM points_accounts WHERE id = :i", i=account_id)
-    return int(row["balance"])
-
-
-def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row the ledger writes, table by table (to show nothing was written)."""
-    return {t: rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2") for t in TABLES}  # noqa: S608
 
 
 def grant(s: Session, program_id: int, citizen: str, key: str, **kw: Any) -> programs.GrantResult:

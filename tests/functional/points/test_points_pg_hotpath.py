@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from points_pg import balance, rows, snapshot
 from points_workload import T0
 from sqlalchemy import Connection, Engine, exc, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,32 +33,6 @@ from webapp.points.models import AccountKind, ProgramCategory
 write_module = importlib.import_module("webapp.points.ledger.write")
 
 DIRECTORY = AnyMyKeyId()
-TABLES = (
-    "points_accounts",
-    "points_transfers",
-    "points_lots",
-    "points_lot_moves",
-    "points_open_holds",
-    "points_program_citizen_totals",
-)
-# Generous: only how long the server may take to end a terminated backend, never a verdict.
-
-
-def rows(engine: Engine, sql: str, **params: object) -> list[dict[str, Any]]:
-    """The rows of `sql`, read on a connection of their own, as dicts."""
-    with engine.connect() as connection:
-        return [dict(r) for r in connection.execute(text(sql), params).mappings()]
-
-
-def balance(engine: Engine, account_id: int) -> int:
-    """An account's balance, read on a connection of its own."""
-    [row] = rows(engine, "SELECT balance FROM points_accounts WHERE id = :i", i=account_id)
-    return int(row["balance"])
-
-
-def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row the ledger writes, table by table (to show a refusal wrote nothing)."""
-    return {t: rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2") for t in TABLES}  # noqa: S608
 
 
 def grant(s: Session, program_id: int, citizen: str, key: str, **kw: Any) -> programs.GrantResult:
