@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, db
 
@@ -23,6 +24,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
+    hops = config.proxy_hops(app.config["PROXY_HOPS"])
+    if hops:
+        # The client's address as the proxies saw it (throttles key on remote_addr).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from . import bus, cardflow, counter, i18n, identity, kiosk, points, staff, terminals
     from .providers import views as provider_views

@@ -39,4 +39,22 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "BABEL_DEFAULT_LOCALE": "ja",
         # A kiosk session ends after this long without a touch (and when the card leaves).
         "KIOSK_IDLE_SECONDS": float(env.get("ICHIMAI_KIOSK_IDLE_SECONDS", "60")),
+        # Reverse proxies in front of the workers (0: none). With N, the client's address
+        # and scheme are taken from the last N X-Forwarded-For/-Proto entries, so the
+        # throttles count per client, not per proxy. Never more than there are: a client
+        # could then name any address it likes.
+        "PROXY_HOPS": env.get("ICHIMAI_PROXY_HOPS", "0"),
     }
+
+
+def proxy_hops(value: object) -> int:
+    """PROXY_HOPS as a whole number of proxies, or a clear error at start-up."""
+    try:
+        hops = int(str(value).strip())
+    except ValueError:
+        hops = -1
+    if hops < 0:
+        raise ValueError(
+            f"ICHIMAI_PROXY_HOPS must be a whole number of proxies (0 or more), not {value!r}"
+        )
+    return hops
