@@ -4,7 +4,6 @@ transaction first; a replayed form answers with the first grant."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from points_pg import balance, rows, schema_url
 from points_workload import T0
 from sqlalchemy import Engine
 
+from tests.support.forms import csrf_token, grant_key
 from webapp import create_app, db
 from webapp.points import ledger, programs
 from webapp.points.demo import build_city
@@ -44,20 +44,6 @@ def app(pg_schema: str) -> Iterator[Flask]:
     app.extensions["db_engine"].dispose()
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def _key(html: str) -> str:
-    match = re.search(r'name="key" type="hidden" value="([0-9a-f]{32})"', html) or re.search(
-        r'id="key" name="key" type="hidden" value="([0-9a-f]{32})"', html
-    )
-    assert match, "no idempotency key in the page"
-    return match.group(1)
-
-
 def test_a_grant_from_the_page_is_one_statement(
     app: Flask, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,14 +66,15 @@ def test_a_grant_from_the_page_is_one_statement(
     client: FlaskClient = app.test_client()
     page = client.get("/staff/login").get_data(as_text=True)
     signed_in = client.post(
-        "/staff/login", data={"login": "officer", "password": PASSWORD, "csrf_token": _csrf(page)}
+        "/staff/login",
+        data={"login": "officer", "password": PASSWORD, "csrf_token": csrf_token(page)},
     )
     assert signed_in.status_code == 302
 
     page = client.get("/points/grants").get_data(as_text=True)
     form = {
-        "csrf_token": _csrf(page),
-        "key": _key(page),
+        "csrf_token": csrf_token(page),
+        "key": grant_key(page),
         "mykey_id": "alice234",
         "program_id": str(program.id),
     }

@@ -16,6 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.support.forms import csrf_token as token
+from tests.support.forms import grant_key as hidden_key
 from webapp import create_app, db
 from webapp.points import invariants, reports, spend
 from webapp.points.demo import City, build_city
@@ -64,22 +66,6 @@ def client(app: Flask) -> FlaskClient:
 def other(s: Session, world: City, t0: datetime) -> City:
     """A second city, 012025, with its own programs and museum."""
     return build_city(s, code="012025", partner_code="AIRLINE2", now=t0)
-
-
-def token(html: str) -> str:
-    """The CSRF token of the first form in a page."""
-    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def hidden_key(html: str) -> str:
-    """The idempotency key of the grant form."""
-    match = re.search(r'name="key" type="hidden" value="([0-9a-f]{32})"', html) or re.search(
-        r'id="key" name="key" type="hidden" value="([0-9a-f]{32})"', html
-    )
-    assert match, "no idempotency key in the page"
-    return match.group(1)
 
 
 def login(client: FlaskClient, s: Session, name: str, role: Role, **scope: Any) -> None:
