@@ -17,6 +17,8 @@ const state = {
   pin: "",
   prompt: null,
   online: null,
+  pushed: 0, // events received on the socket
+  polls: 0, // status polls answered (tests wait on it)
   hasResult: false,
   history: [],
   times: {}, // Date.now() at the last card event, request and answer (benches read it)
@@ -194,6 +196,7 @@ function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}/ws/terminal`);
   ws.onmessage = (message) => {
     const event = JSON.parse(message.data);
+    if (event.type !== "keepalive") state.pushed += 1;
     if (event.type === "status") onStatus(event);
     else if (event.type === "card_inserted") cardInserted(event.epoch);
     else if (event.type === "card_removed") cardRemoved(event.epoch);
@@ -204,11 +207,17 @@ function connect() {
 }
 
 async function poll() {
+  // A reply that crossed a pushed event is older than that event: it is dropped, or a
+  // bridge that just went offline would show as online again.
+  const pushed = state.pushed;
   try {
     const response = await fetch("/terminal/status", { headers: { Accept: "application/json" } });
-    if (response.ok) onStatus(await response.json());
+    const s = response.ok ? await response.json() : null;
+    if (s && pushed === state.pushed) onStatus(s);
   } catch {
     /* the next poll */
+  } finally {
+    state.polls += 1;
   }
 }
 

@@ -25,6 +25,8 @@ const state = {
   me: null,
   provider: null,
   online: true,
+  pushed: 0, // events received on the socket
+  polls: 0, // status polls answered (tests wait on it)
   history: ["start"],
 };
 window.kiosk = state; // tests read the screen history
@@ -147,6 +149,7 @@ function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}/ws/terminal`);
   ws.onmessage = (message) => {
     const event = JSON.parse(message.data);
+    if (event.type !== "keepalive") state.pushed += 1;
     if (event.type === "status") onStatus(event);
     else if (event.type === "card_inserted") cardInserted(event.epoch);
     else if (event.type === "card_removed") cardRemoved(event.epoch);
@@ -165,10 +168,15 @@ function connect() {
 }
 
 async function poll() {
+  // A reply that crossed a pushed event is older than that event: it is dropped.
+  const pushed = state.pushed;
   try {
-    onStatus(await api("GET", "/terminal/status"));
+    const s = await api("GET", "/terminal/status");
+    if (pushed === state.pushed) onStatus(s);
   } catch {
     /* next time */
+  } finally {
+    state.polls += 1;
   }
 }
 

@@ -174,6 +174,37 @@ def test_expired_revoked_removed_and_offline(stack: CounterStack, page: Any) -> 
     assert page.get_attribute("#reader-state", "data-online") == "true"
 
 
+def test_a_status_reply_older_than_the_offline_event_is_dropped(
+    stack: CounterStack, page: Any
+) -> None:
+    """A poll answered while the bridge was online, arriving after its offline push.
+
+    The reply is held in the browser until the push has been shown, then delivered: the
+    tab keeps saying offline (it once flipped back to online and "waiting").
+    """
+    stack.open_counter(page)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/terminal/status", hold)
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while not held and datetime.now(UTC) < deadline:
+        page.wait_for_timeout(100)
+    assert held, "no status poll within 10 s"
+    stack.counter.stop()
+    wait_state(page, "error:bridge_offline")
+    answered = page.evaluate("() => window.counter.polls")
+    held[0].fulfill(
+        json={"terminal_id": stack.counter.terminal_id, "bridge_online": True, "card": None}
+    )
+    page.wait_for_function(f"() => window.counter.polls > {answered}", timeout=5_000)
+    assert page.get_attribute("#reader-state", "data-online") == "false"
+    assert page.get_attribute("#counter", "data-state") == "error:bridge_offline"
+    page.unroute("**/terminal/status")
+
+
 def test_mode_c_types_into_the_library_system(
     private_jlis: DemoJLIS, pcscd: Pcscd, tmp_path: Path, page: Any
 ) -> None:

@@ -164,6 +164,33 @@ def test_bridge_disconnected_and_back(kiosk: KioskDriver) -> None:
     kiosk.wait_screen("mykey")
 
 
+def test_a_status_reply_older_than_the_offline_event_is_dropped(kiosk: KioskDriver) -> None:
+    """A poll answered while the bridge was online must not undo its later offline push."""
+    page = kiosk.page
+    held: list[object] = []
+
+    def hold(route: object) -> None:
+        held.append(route)
+
+    page.route("**/terminal/status", hold)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert held, "no status poll within 10 s"
+    bridge = kiosk.stack.bridges[kiosk.kiosk_id]
+    bridge.stop()
+    try:
+        page.wait_for_selector('[data-when="offline"]:not([hidden])', timeout=15_000)
+        answered = page.evaluate("() => window.kiosk.polls")
+        held[0].fulfill(json={"bridge_online": True, "card": None})  # type: ignore[attr-defined]
+        page.wait_for_function(f"() => window.kiosk.polls > {answered}", timeout=5_000)
+        assert page.is_visible('[data-when="offline"]')
+    finally:
+        page.unroute("**/terminal/status")
+        bridge.start()  # the kiosk stack is shared by the module's tests
+        kiosk.stack.wait_ready(kiosk.kiosk_id)
+
+
 def test_english_is_one_tap_away_and_the_flow_resumes(kiosk: KioskDriver) -> None:
     page = kiosk.page
     assert heading(kiosk, "start") == "マイナンバーカードをカードリーダーに置いてください"
