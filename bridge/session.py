@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import wire
 from .apdu import SW, Command, Response
 from .errors import CardError, Code, CommandRefused, TransportError
-from .firewall import INS_SELECT, Firewall, filter_batch, run_sealed_verify
+from .firewall import INS_SELECT, Firewall, SendOne, filter_batch, run_sealed_verify
 from .keyboard import KeyboardError, KeyboardOutput, NoKeyboard, type_number
 from .seal import SealContext, SealError, open_sealed_pin
 from .transport import OK_ONLY, Step, Transport
@@ -61,19 +62,48 @@ class CardSlot:
 
     def send(self, command: Command) -> Response:
         """One APDU to this card; CARD_REMOVED once the card has left the reader."""
+        return self._one(self._transmit_one, command)
+
+    def _transmit_one(self, command: Command) -> Response:
+        responses = self.transport.transmit([Step(command)])
+        if not responses:
+            raise TransportError("the card did not answer", code=Code.TRANSPORT)
+        return responses[0]
+
+    def _one(self, send: SendOne, command: Command) -> Response:
         if self.removed:
             raise TransportError("the card was removed", code=Code.CARD_REMOVED)
         try:
-            responses = self.transport.transmit([Step(command)])
+            response = send(command)
         except TransportError as exc:
             if exc.code == Code.TRANSPORT and self.gone.wait(REMOVAL_GRACE):
                 raise TransportError("the card was removed", code=Code.CARD_REMOVED) from exc
             raise
         if self.removed:
             raise TransportError("the card was removed", code=Code.CARD_REMOVED)
-        if not responses:
-            raise TransportError("the card did not answer", code=Code.TRANSPORT)
-        return responses[0]
+        return response
+
+    @contextmanager
+    def held(self) -> Iterator[SendOne]:
+        """The card held for a sequence of single APDUs (one PC/SC transaction); yields
+        a send with `send`'s removal rules.
+
+        A transport without `hold` (the in-process virtual card: nothing else can reach
+        it) sends each APDU on its own. A failed transfer leaves the card's state
+        unknown: the firewall starts from nothing.
+        """
+        hold = getattr(self.transport, "hold", None)
+        if hold is None:
+            yield self.send
+            return
+        if self.removed:
+            raise TransportError("the card was removed", code=Code.CARD_REMOVED)
+        try:
+            with hold() as raw:
+                yield lambda command: self._one(raw, command)
+        except TransportError:
+            self.firewall.reset()
+            raise
 
     def run(self, steps: Sequence[Step]) -> list[Response]:
         """A batch behind the firewall, in one transport call when that is just as safe.
@@ -275,14 +305,17 @@ class BridgeSession:
             pin = open_sealed_pin(self._seal_key, command.sealed, context)
         except SealError as exc:
             raise CommandRefused(f"the sealed PIN does not open: {exc}") from None
-        with slot.lock:
+        # One PC/SC transaction from the tries read to the signature: no other
+        # application can spend a try between the guard's read and the VERIFY, or use
+        # the verified PIN before our signature.
+        with slot.lock, slot.held() as send:
             tries, answer = run_sealed_verify(
-                slot.firewall, pin, confirmed=command.confirmed, send=slot.send
+                slot.firewall, pin, confirmed=command.confirmed, send=send
             )
             del pin
             responses = [answer]
             if answer.ok and command.then:
-                responses += slot.run(command.then)
+                responses += filter_batch(slot.firewall, command.then, send)
         return wire.Result(
             tuple(responses), reader=name, epoch=slot.epoch, tries_left=tries, id=command.id
         )

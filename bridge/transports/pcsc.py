@@ -2,9 +2,11 @@
 
 Talks to pcscd (or WinSCard) through pyscard's thin `smartcard.scard` layer, so every
 failure arrives as a PC/SC return code and maps to one `bridge.errors.Code`. A batch
-runs inside one PC/SC transaction, so no other application's APDUs can slip in between
-a VERIFY and the signature it unlocks. Closing resets the card: a verified PIN must not
-outlive our session for whichever application connects next.
+runs inside one PC/SC transaction, and `hold()` keeps one transaction over commands
+decided one after another (the bridge's sealed-PIN command: tries read, guard, VERIFY,
+signature), so no other application's APDUs can slip in between a VERIFY and the
+signature it unlocks. Closing resets the card: a verified PIN must not outlive our
+session for whichever application connects next.
 
 Never logs APDU data: a VERIFY carries the PIN.
 """
@@ -12,6 +14,8 @@ Never logs APDU data: a VERIFY carries the PIN.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from smartcard import scard
@@ -188,15 +192,26 @@ class PcscTransport:
 
     def transmit(self, batch: Batch) -> list[Response]:
         """Send a batch inside one PC/SC transaction (see `bridge.transport.Transport`)."""
+        with self.hold() as send:
+            return run_batch(send, batch)
+
+    @contextmanager
+    def hold(self) -> Iterator[Callable[[Command], Response]]:
+        """One PC/SC transaction for as long as the block runs; yields a one-APDU send.
+
+        Other applications sharing the card wait until it ends, so commands the caller
+        decides one after another (read the tries, then VERIFY or not) meet the card in
+        the state the caller left it. Do not call `transmit` inside the block.
+        """
         self.connect()
         assert self._card is not None  # noqa: S101 - set by connect()
         hresult = scard.SCardBeginTransaction(self._card)
         if hresult != scard.SCARD_S_SUCCESS:
             raise self._lost(hresult, "starting a transaction")
         try:
-            return run_batch(self._send_one, batch)
+            yield self._send_one
         finally:
-            if self._card is not None:
+            if self._card is not None:  # None when a failure closed the handle
                 scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
 
     def _send_one(self, command: Command) -> Response:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from smartcard import scard
 
-from bridge import jpki
-from bridge.apdu import Command
+from bridge import jpki, wire
+from bridge.apdu import SW, Command
 from bridge.errors import CardStatusError, Code, TransportError, WrongPIN
+from bridge.seal import SealContext, generate_device_key, seal_pin
+from bridge.session import BridgeSession
 from bridge.transport import Step, drive
 from bridge.transports.pcsc import PcscTransport, list_readers
 from bridge.vcard.pcscd_harness import AttachedCard
@@ -146,3 +151,66 @@ def test_pin_never_logged(
     assert caplog.records  # the transport did log (connect, errors): we looked at something
     for pin in (card_file.pin, "9876", "5555"):
         assert pin not in text and pin.encode().hex() not in text.lower()
+
+
+def _interloper(reader: str, stop: threading.Event, counts: list[int]) -> None:
+    """Another application on the same pcscd, sending APDUs without a transaction of its
+    own (so it gets in at any gap between ours): SELECT the JPKI applet and the
+    certificate file, over and over. While we hold the card it gets a sharing violation."""
+    select_ap = list(jpki.select_jpki().encode())
+    select_cert = list(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_cert).encode())
+    _, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    _, card, _ = scard.SCardConnect(
+        ctx, reader, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+    )
+    try:
+        while not stop.is_set():
+            for apdu in (select_ap, select_cert):
+                hresult, _ = scard.SCardTransmit(card, scard.SCARD_PCI_T1, apdu)
+                counts[0 if hresult == scard.SCARD_S_SUCCESS else 1] += 1
+    finally:
+        scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+        scard.SCardReleaseContext(ctx)
+
+
+def test_another_application_cannot_come_between_the_pin_and_the_signature(
+    pcsc_reader: str, card_file: DemoCard
+) -> None:
+    """The bridge's sealed-PIN command holds the card in one PC/SC transaction.
+
+    A second application keeps selecting the certificate file. Had it come between our
+    SELECT of the PIN file and the tries read or the VERIFY, or between the VERIFY and the
+    signature, the command would fail (wrong file selected). Held, every command signs.
+    """
+    seal_key = generate_device_key()
+    session = BridgeSession("brg_held", seal_key)
+    session.add_reader(pcsc_reader)
+    transport = PcscTransport(pcsc_reader)
+    epoch = session.insert_card(pcsc_reader, b"\x3b\x00", transport)
+    digest_info = jpki.sha256_digest_info(MESSAGE)
+    then = (
+        Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
+        Step(jpki.sign_command(digest_info)),
+    )
+    stop, counts = threading.Event(), [0, 0]
+    other = threading.Thread(target=_interloper, args=(pcsc_reader, stop, counts), daemon=True)
+    other.start()
+    try:
+        while counts[0] < 3:  # the other application is up and running
+            time.sleep(0.01)
+        for _ in range(10):
+            command_id = wire.new_id()
+            sealed = seal_pin(
+                seal_key.public_key(), card_file.pin, SealContext("brg_held", command_id)
+            )
+            answer = session.handle(
+                wire.VerifyCommand(sealed, id=command_id, epoch=epoch, then=then)
+            )
+            assert isinstance(answer, wire.Result), answer
+            assert [r.sw for r in answer.responses] == [SW.OK, SW.OK, SW.OK]
+            check_signature(card_file.issued.auth_cert_der, answer.responses[2].data, MESSAGE)
+    finally:
+        stop.set()
+        other.join(timeout=10)
+        transport.close()
+    assert counts[0] > 3  # it got in between our commands, so every hold was released

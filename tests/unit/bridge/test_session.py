@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from bridge import jpki, wire
-from bridge.apdu import Command
+from bridge.apdu import Command, Response
 from bridge.readers import SimReader
 from bridge.seal import SealContext, generate_device_key, seal_pin
 from bridge.session import BridgeSession
-from bridge.transport import Step
+from bridge.transport import Step, run_batch
+from bridge.vcard.card import VirtualCard
+from bridge.vcard.transport import VirtualCardTransport
 
 BRIDGE_ID = "brg_unit"
 TEXT_HELPER_AID = bytes.fromhex("D3921000310001010408")
@@ -244,3 +248,51 @@ def test_keyboard_unavailable(seal_key: Any) -> None:
 def test_not_a_command(session: BridgeSession) -> None:
     answer = session.handle(wire.Ping())
     assert isinstance(answer, wire.Error)
+
+
+class HeldLink:
+    """The virtual card behind a transport that holds the card as PC/SC does: each
+    `transmit` is one transaction, and `hold()` keeps one open; records the transaction
+    each APDU was sent in."""
+
+    def __init__(self, inner: VirtualCardTransport) -> None:
+        self.inner = inner
+        self.transactions = 0
+        self.sent: list[tuple[int, int]] = []  # (transaction, INS)
+
+    def transmit(self, batch: list[Step]) -> list[Response]:
+        with self.hold() as send:
+            return run_batch(send, batch)
+
+    @contextmanager
+    def hold(self) -> Iterator[Callable[[Command], Response]]:
+        self.transactions += 1
+        number = self.transactions
+
+        def send(command: Command) -> Response:
+            self.sent.append((number, command.ins))
+            return self.inner.transmit([Step(command)])[0]
+
+        yield send
+
+
+def test_the_sealed_pin_command_holds_the_card_from_the_tries_read_to_the_signature(
+    session: BridgeSession, seal_key: Any, card_file: Any
+) -> None:
+    """No other application's APDU can come between the guard's tries read, the VERIFY
+    and the signature: they all go in one transaction of the reader."""
+    link = HeldLink(VirtualCardTransport(VirtualCard.from_file(card_file.path)))
+    session.add_reader("held reader")
+    epoch = session.insert_card("held reader", link.inner.atr, link)
+    assert isinstance(session.handle(cert_batch()), wire.Result)
+    link.sent.clear()
+    digest_info = jpki.sha256_digest_info(b"held")
+    then = (
+        Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
+        Step(jpki.sign_command(digest_info)),
+    )
+    answer = session.handle(sealed_verify(seal_key, card_file.pin, epoch=epoch, then=then))
+    assert isinstance(answer, wire.Result)
+    assert [r.sw for r in answer.responses] == [0x9000, 0x9000, 0x9000]
+    assert len({number for number, _ in link.sent}) == 1, link.sent
+    assert [ins for _, ins in link.sent][-3:] == [0x20, 0xA4, 0x2A]  # VERIFY, SELECT, SIGN
