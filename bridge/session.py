@@ -84,13 +84,14 @@ class CardSlot:
         return response
 
     @contextmanager
-    def held(self) -> Iterator[SendOne]:
+    def held(self, *, reset_after: bool = False) -> Iterator[SendOne]:
         """The card held for a sequence of single APDUs (one PC/SC transaction); yields
-        a send with `send`'s removal rules.
+        a send with `send`'s removal rules. `reset_after`: the transaction ends with a
+        reset of the card (nothing verified inside outlives it).
 
         A transport without `hold` (the in-process virtual card: nothing else can reach
         it) sends each APDU on its own. A failed transfer leaves the card's state
-        unknown: the firewall starts from nothing.
+        unknown, and a reset clears it: the firewall then starts from nothing.
         """
         hold = getattr(self.transport, "hold", None)
         if hold is None:
@@ -99,11 +100,14 @@ class CardSlot:
         if self.removed:
             raise TransportError("the card was removed", code=Code.CARD_REMOVED)
         try:
-            with hold() as raw:
+            with hold(reset_after=reset_after) as raw:
                 yield lambda command: self._one(raw, command)
         except TransportError:
             self.firewall.reset()
             raise
+        finally:
+            if reset_after:
+                self.firewall.reset()
 
     def run(self, steps: Sequence[Step]) -> list[Response]:
         """A batch behind the firewall, in one transport call when that is just as safe.
@@ -307,8 +311,9 @@ class BridgeSession:
             raise CommandRefused(f"the sealed PIN does not open: {exc}") from None
         # One PC/SC transaction from the tries read to the signature: no other
         # application can spend a try between the guard's read and the VERIFY, or use
-        # the verified PIN before our signature.
-        with slot.lock, slot.held() as send:
+        # the verified PIN before our signature; and it ends with a reset of the card,
+        # so none can use it after.
+        with slot.lock, slot.held(reset_after=True) as send:
             tries, answer = run_sealed_verify(
                 slot.firewall, pin, confirmed=command.confirmed, send=send
             )

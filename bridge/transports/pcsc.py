@@ -5,8 +5,10 @@ failure arrives as a PC/SC return code and maps to one `bridge.errors.Code`. A b
 runs inside one PC/SC transaction, and `hold()` keeps one transaction over commands
 decided one after another (the bridge's sealed-PIN command: tries read, guard, VERIFY,
 signature), so no other application's APDUs can slip in between a VERIFY and the
-signature it unlocks. Closing resets the card: a verified PIN must not outlive our
-session for whichever application connects next.
+signature it unlocks; `hold(reset_after=True)` ends it with a reset of the card, and so
+does closing: a verified PIN must not outlive our command for whichever application
+comes next. A reset of the card (ours or another application's) is acknowledged at the
+next transaction with SCardReconnect.
 
 Never logs APDU data: a VERIFY carries the PIN.
 """
@@ -196,23 +198,47 @@ class PcscTransport:
             return run_batch(send, batch)
 
     @contextmanager
-    def hold(self) -> Iterator[Callable[[Command], Response]]:
+    def hold(self, *, reset_after: bool = False) -> Iterator[Callable[[Command], Response]]:
         """One PC/SC transaction for as long as the block runs; yields a one-APDU send.
 
         Other applications sharing the card wait until it ends, so commands the caller
         decides one after another (read the tries, then VERIFY or not) meet the card in
         the state the caller left it. Do not call `transmit` inside the block.
+
+        `reset_after` ends the transaction by resetting the card: a PIN verified inside
+        the block is then no longer verified for whichever application comes next.
         """
         self.connect()
         assert self._card is not None  # noqa: S101 - set by connect()
         hresult = scard.SCardBeginTransaction(self._card)
+        if hresult == scard.SCARD_W_RESET_CARD:
+            # The card was reset since our last transaction (by us, or by another
+            # application): take the new card session and go on.
+            self._reconnect()
+            hresult = scard.SCardBeginTransaction(self._card)
         if hresult != scard.SCARD_S_SUCCESS:
             raise self._lost(hresult, "starting a transaction")
+        how = scard.SCARD_RESET_CARD if reset_after else scard.SCARD_LEAVE_CARD
         try:
             yield self._send_one
         finally:
             if self._card is not None:  # None when a failure closed the handle
-                scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
+                scard.SCardEndTransaction(self._card, how)
+
+    def _reconnect(self) -> None:
+        """Acknowledge a reset of the card on our handle (SCardReconnect, card left as is)."""
+        assert self._card is not None  # noqa: S101 - only with an open handle
+        hresult, protocol = scard.SCardReconnect(
+            self._card,
+            scard.SCARD_SHARE_SHARED,
+            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            scard.SCARD_LEAVE_CARD,
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise self._lost(hresult, "reconnecting after a reset of the card")
+        self._pci = (
+            scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+        )
 
     def _send_one(self, command: Command) -> Response:
         """One command, with the T=0 procedure: 6Cxx re-send once, 61xx GET RESPONSE."""

@@ -214,3 +214,59 @@ def test_another_application_cannot_come_between_the_pin_and_the_signature(
         other.join(timeout=10)
         transport.close()
     assert counts[0] > 3  # it got in between our commands, so every hold was released
+
+
+def _other_application_signs(reader: str) -> int:
+    """Another application tries to sign with the card as it finds it; the SW it gets."""
+    with PcscTransport(reader, reset_on_close=False) as other:
+        answers = other.transmit(
+            [
+                Step(jpki.select_jpki()),
+                Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
+                Step(jpki.sign_command(jpki.sha256_digest_info(MESSAGE))),
+            ]
+        )
+    return answers[-1].sw
+
+
+def test_the_verified_pin_does_not_outlive_the_bridge_command(
+    pcsc_reader: str, card_file: DemoCard
+) -> None:
+    """After the sealed-PIN command signed, the card is reset: another application finds
+    the PIN not verified, and the bridge's next command still reaches the card."""
+    seal_key = generate_device_key()
+    session = BridgeSession("brg_reset", seal_key)
+    session.add_reader(pcsc_reader)
+    transport = PcscTransport(pcsc_reader)
+    epoch = session.insert_card(pcsc_reader, b"\x3b\x00", transport)
+    then = (
+        Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
+        Step(jpki.sign_command(jpki.sha256_digest_info(MESSAGE))),
+    )
+    try:
+        command_id = wire.new_id()
+        sealed = seal_pin(
+            seal_key.public_key(), card_file.pin, SealContext("brg_reset", command_id)
+        )
+        answer = session.handle(wire.VerifyCommand(sealed, id=command_id, epoch=epoch, then=then))
+        assert isinstance(answer, wire.Result)
+        assert [r.sw for r in answer.responses] == [SW.OK, SW.OK, SW.OK]
+        assert _other_application_signs(pcsc_reader) == SW.SECURITY_STATUS_NOT_SATISFIED
+        read = session.handle(wire.BatchCommand(tuple(next(jpki.read_certificate())), epoch=epoch))
+        assert isinstance(read, wire.Result)
+        first_chunk = read.responses[2]  # SELECT applet, SELECT EF, READ BINARY...
+        assert first_chunk.sw == SW.OK and first_chunk.data == card_file.issued.auth_cert_der[:256]
+    finally:
+        transport.close()
+
+
+def test_a_reset_by_another_application_is_taken_in_stride(
+    pcsc_reader: str, card_file: DemoCard
+) -> None:
+    """Another application resets the card between two of our batches: the next batch
+    reconnects to the new card session instead of failing."""
+    with PcscTransport(pcsc_reader) as ours:
+        assert drive(jpki.read_certificate(), ours) == card_file.issued.auth_cert_der
+        with PcscTransport(pcsc_reader, reset_on_close=True) as other:
+            drive(jpki.read_pin_tries(), other)
+        assert drive(jpki.read_certificate(), ours) == card_file.issued.auth_cert_der

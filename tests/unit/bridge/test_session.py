@@ -259,13 +259,14 @@ class HeldLink:
         self.inner = inner
         self.transactions = 0
         self.sent: list[tuple[int, int]] = []  # (transaction, INS)
+        self.resets: list[int] = []  # transactions that ended with a reset of the card
 
     def transmit(self, batch: list[Step]) -> list[Response]:
         with self.hold() as send:
             return run_batch(send, batch)
 
     @contextmanager
-    def hold(self) -> Iterator[Callable[[Command], Response]]:
+    def hold(self, *, reset_after: bool = False) -> Iterator[Callable[[Command], Response]]:
         self.transactions += 1
         number = self.transactions
 
@@ -273,7 +274,11 @@ class HeldLink:
             self.sent.append((number, command.ins))
             return self.inner.transmit([Step(command)])[0]
 
-        yield send
+        try:
+            yield send
+        finally:
+            if reset_after:
+                self.resets.append(number)
 
 
 def test_the_sealed_pin_command_holds_the_card_from_the_tries_read_to_the_signature(
@@ -296,3 +301,18 @@ def test_the_sealed_pin_command_holds_the_card_from_the_tries_read_to_the_signat
     assert [r.sw for r in answer.responses] == [0x9000, 0x9000, 0x9000]
     assert len({number for number, _ in link.sent}) == 1, link.sent
     assert [ins for _, ins in link.sent][-3:] == [0x20, 0xA4, 0x2A]  # VERIFY, SELECT, SIGN
+    assert link.resets == [link.sent[0][0]]  # and it ends with a reset of the card
+    assert isinstance(session.handle(cert_batch()), wire.Result)  # the firewall starts over
+
+
+def test_a_refused_pin_command_still_resets_the_card(
+    session: BridgeSession, seal_key: Any, make_card_file: Any, tmp_path: Any
+) -> None:
+    card = make_card_file(tmp_path / "c.json", auth_tries_left=1)
+    link = HeldLink(VirtualCardTransport(VirtualCard.from_file(card.path)))
+    session.add_reader("held reader")
+    session.insert_card("held reader", link.inner.atr, link)
+    answer = session.handle(sealed_verify(seal_key, "1234"))  # the last try, unconfirmed
+    assert isinstance(answer, wire.Error) and answer.code == "pin_last_try"
+    assert link.resets == [1]
+    assert [ins for _, ins in link.sent].count(0x20) == 1  # the tries read, no VERIFY
