@@ -153,10 +153,10 @@ def test_pin_never_logged(
         assert pin not in text and pin.encode().hex() not in text.lower()
 
 
-def _interloper(reader: str, stop: threading.Event, counts: list[int]) -> None:
+def _interloper(reader: str, stop: threading.Event, sent: list[int]) -> None:
     """Another application on the same pcscd, sending APDUs without a transaction of its
-    own (so it gets in at any gap between ours): SELECT the JPKI applet and the
-    certificate file, over and over. While we hold the card it gets a sharing violation."""
+    own: SELECT the JPKI applet and the certificate file, over and over. pcsc-lite makes
+    it wait while we hold the card."""
     select_ap = list(jpki.select_jpki().encode())
     select_cert = list(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_cert).encode())
     _, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
@@ -167,53 +167,58 @@ def _interloper(reader: str, stop: threading.Event, counts: list[int]) -> None:
         while not stop.is_set():
             for apdu in (select_ap, select_cert):
                 hresult, _ = scard.SCardTransmit(card, scard.SCARD_PCI_T1, apdu)
-                counts[0 if hresult == scard.SCARD_S_SUCCESS else 1] += 1
+                sent[0] += hresult == scard.SCARD_S_SUCCESS
     finally:
         scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
         scard.SCardReleaseContext(ctx)
 
 
-def test_another_application_cannot_come_between_the_pin_and_the_signature(
+class _Bridge:
+    """A bridge session serving the card in `reader` over PC/SC, as `bridge run` does."""
+
+    def __init__(self, reader: str) -> None:
+        self.seal_key = generate_device_key()
+        self.session = BridgeSession("brg_pcsc", self.seal_key)
+        self.session.add_reader(reader)
+        self.transport = PcscTransport(reader)
+        self.epoch = self.session.insert_card(reader, b"\x3b\x00", self.transport)
+
+    def verify_and_sign(self, pin: str) -> wire.Result | wire.Error:
+        """The sealed-PIN command with the signature of MESSAGE as its `then`."""
+        command_id = wire.new_id()
+        sealed = seal_pin(self.seal_key.public_key(), pin, SealContext("brg_pcsc", command_id))
+        then = (
+            Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
+            Step(jpki.sign_command(jpki.sha256_digest_info(MESSAGE))),
+        )
+        command = wire.VerifyCommand(sealed, id=command_id, epoch=self.epoch, then=then)
+        return self.session.handle(command)
+
+
+def test_the_pin_command_holds_the_card_alongside_another_application(
     pcsc_reader: str, card_file: DemoCard
 ) -> None:
-    """The bridge's sealed-PIN command holds the card in one PC/SC transaction.
-
-    A second application keeps selecting the certificate file. Had it come between our
-    SELECT of the PIN file and the tries read or the VERIFY, or between the VERIFY and the
-    signature, the command would fail (wrong file selected). Held, every command signs.
-    """
-    seal_key = generate_device_key()
-    session = BridgeSession("brg_held", seal_key)
-    session.add_reader(pcsc_reader)
-    transport = PcscTransport(pcsc_reader)
-    epoch = session.insert_card(pcsc_reader, b"\x3b\x00", transport)
-    digest_info = jpki.sha256_digest_info(MESSAGE)
-    then = (
-        Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
-        Step(jpki.sign_command(digest_info)),
-    )
-    stop, counts = threading.Event(), [0, 0]
-    other = threading.Thread(target=_interloper, args=(pcsc_reader, stop, counts), daemon=True)
+    """The bridge's sealed-PIN command holds the card in one PC/SC transaction while a
+    second application keeps selecting the certificate file: every command signs, and
+    the other application gets through between them (each hold is released). That every
+    APDU of the command goes in one transaction is checked in test_session.py."""
+    bridge = _Bridge(pcsc_reader)
+    stop, sent = threading.Event(), [0]
+    other = threading.Thread(target=_interloper, args=(pcsc_reader, stop, sent), daemon=True)
     other.start()
     try:
-        while counts[0] < 3:  # the other application is up and running
+        while sent[0] < 3:  # the other application is up and running
             time.sleep(0.01)
         for _ in range(10):
-            command_id = wire.new_id()
-            sealed = seal_pin(
-                seal_key.public_key(), card_file.pin, SealContext("brg_held", command_id)
-            )
-            answer = session.handle(
-                wire.VerifyCommand(sealed, id=command_id, epoch=epoch, then=then)
-            )
+            answer = bridge.verify_and_sign(card_file.pin)
             assert isinstance(answer, wire.Result), answer
             assert [r.sw for r in answer.responses] == [SW.OK, SW.OK, SW.OK]
             check_signature(card_file.issued.auth_cert_der, answer.responses[2].data, MESSAGE)
     finally:
         stop.set()
         other.join(timeout=10)
-        transport.close()
-    assert counts[0] > 3  # it got in between our commands, so every hold was released
+        bridge.transport.close()
+    assert sent[0] > 3
 
 
 def _other_application_signs(reader: str) -> int:
@@ -234,30 +239,19 @@ def test_the_verified_pin_does_not_outlive_the_bridge_command(
 ) -> None:
     """After the sealed-PIN command signed, the card is reset: another application finds
     the PIN not verified, and the bridge's next command still reaches the card."""
-    seal_key = generate_device_key()
-    session = BridgeSession("brg_reset", seal_key)
-    session.add_reader(pcsc_reader)
-    transport = PcscTransport(pcsc_reader)
-    epoch = session.insert_card(pcsc_reader, b"\x3b\x00", transport)
-    then = (
-        Step(jpki.select_ef(jpki.MYNUMBER_2015.ef_auth_key)),
-        Step(jpki.sign_command(jpki.sha256_digest_info(MESSAGE))),
-    )
+    bridge = _Bridge(pcsc_reader)
     try:
-        command_id = wire.new_id()
-        sealed = seal_pin(
-            seal_key.public_key(), card_file.pin, SealContext("brg_reset", command_id)
-        )
-        answer = session.handle(wire.VerifyCommand(sealed, id=command_id, epoch=epoch, then=then))
+        answer = bridge.verify_and_sign(card_file.pin)
         assert isinstance(answer, wire.Result)
         assert [r.sw for r in answer.responses] == [SW.OK, SW.OK, SW.OK]
         assert _other_application_signs(pcsc_reader) == SW.SECURITY_STATUS_NOT_SATISFIED
-        read = session.handle(wire.BatchCommand(tuple(next(jpki.read_certificate())), epoch=epoch))
+        cert_read = wire.BatchCommand(tuple(next(jpki.read_certificate())), epoch=bridge.epoch)
+        read = bridge.session.handle(cert_read)
         assert isinstance(read, wire.Result)
         first_chunk = read.responses[2]  # SELECT applet, SELECT EF, READ BINARY...
         assert first_chunk.sw == SW.OK and first_chunk.data == card_file.issued.auth_cert_der[:256]
     finally:
-        transport.close()
+        bridge.transport.close()
 
 
 def test_a_reset_by_another_application_is_taken_in_stride(
