@@ -31,7 +31,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from bridge.vcard.cardfile import CardFile, card_data_from_issued
 from bridge.vcard.jlis import DemoJLIS
@@ -40,6 +40,7 @@ from . import create_app, db
 from .cardflow import verifier_for
 from .demo_data import ensure_providers, library_number
 from .demo_reader import DemoCardInfo, DemoReaders, DemoTerminal
+from .devserver import local_server
 from .identity import services as identity
 from .points import programs as points_programs
 from .points.demo import build_city
@@ -272,7 +273,7 @@ class DemoStack:
         s.commit()
 
     def _serve(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.server = local_server(app, self.port)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         app.config["PLATFORM_ORIGIN"] = self.url

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from bridge.client import BridgeClient
 from bridge.errors import TransportError
@@ -29,6 +29,7 @@ from bridge.session import BridgeSession
 
 from .. import create_app, db
 from ..bus import Bus, get_bus, make_bus
+from ..devserver import local_server
 from ..providers.models import Provider
 from . import init_app as terminals_init_app
 from .remote import RemoteTransport
@@ -93,7 +94,7 @@ class LivePlatform:
             flush_interval=flush_interval,
             extra=extra,
         )
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.server: BaseWSGIServer = local_server(self.app)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.app.config["PLATFORM_ORIGIN"] = self.url
@@ -264,7 +265,7 @@ def main() -> None:
         flush_interval=1.0,
         bus_prefix=args.bus_prefix,
     )
-    make_server("127.0.0.1", args.port, app, threaded=True).serve_forever()
+    local_server(app, args.port).serve_forever()
 
 
 if __name__ == "__main__":
