@@ -60,6 +60,11 @@ def _error(hresult: int, doing: str, *, gone: Code = Code.NO_CARD) -> TransportE
     return TransportError(message, code=Code.TRANSPORT)
 
 
+def _pci(protocol: int) -> int:
+    """The protocol control information for the protocol the card was connected with."""
+    return scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+
+
 class PcscContext:
     """A PC/SC resource-manager context (SCardEstablishContext); a context manager."""
 
@@ -179,8 +184,7 @@ class PcscTransport:
                 break
         if hresult != scard.SCARD_S_SUCCESS:
             raise _error(hresult, f"connecting to the card in {reader!r}")
-        pci = scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
-        return card, pci
+        return card, _pci(protocol)
 
     def close(self) -> None:
         """Disconnect (resetting the card unless told not to) and release the context."""
@@ -236,9 +240,7 @@ class PcscTransport:
         )
         if hresult != scard.SCARD_S_SUCCESS:
             raise self._lost(hresult, "reconnecting after a reset of the card")
-        self._pci = (
-            scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
-        )
+        self._pci = _pci(protocol)
 
     def _send_one(self, command: Command) -> Response:
         """One command, with the T=0 procedure: 6Cxx re-send once, 61xx GET RESPONSE."""
