@@ -2,12 +2,18 @@
 
     .venv/bin/python -m bench.bench_ledger [--seconds 10] [--pg-url URL] [--only NAME ...]
 
-Prints one JSON line per figure: {"bench", "value", "unit", "baseline", "ratio"}.
+Prints one JSON line per figure: {"bench", "value", "unit", "baseline", "ratio"}, and on
+PostgreSQL also `client_cpu_ms` (the client processes' CPU time, user and system, from
+time.process_time over the run, per transfer), `server_cpu_ms` (the CPU time of the
+PostgreSQL backends serving those clients, from /proc/<pid>/stat before and after the run,
+per transfer; WAL writer and checkpointer not included; null when /proc is not readable),
+`pgbench_before` and `pgbench_after`.
 
 What is measured: transfers per second of `programs.grant`, the full service a staff page
 calls (program read, idempotency key, citizen account update, transfer and lot inserts,
 budget update, commit), each grant in a fresh session as a request would have it; on
-PostgreSQL it takes the one-statement path a staff page takes (webapp.points.grant_pg). Clients
+PostgreSQL it takes the path a staff page takes: one call of the points_grant_v1 function
+on a lane connection (webapp.points.grant_pg, webapp.points.ledger.lane). Clients
 are separate processes, each with one connection, so the GIL does not cap the client side;
 pgbench runs in the same run on a scratch database with as many clients (-j 2 threads, the
 machine's cores) and scale 32, at least one branch row per client as its manual advises.
@@ -57,7 +63,7 @@ PGBENCH_SCALE = 32
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def emit(name: str, value: float, baseline: float, **extra: float) -> None:
+def emit(name: str, value: float, baseline: float, **extra: float | None) -> None:
     """One result line (`extra`: figures that explain it, after the five keys)."""
     ratio = round(value / baseline, 3) if baseline else None
     print(
@@ -132,9 +138,12 @@ def client(
     go: Any,
     ready: mp.Queue[str],
     out: mp.Queue[tuple[int, float]],
+    release: Any,
 ) -> None:
     """One client process: connect, say ready, then grant as fast as it can for `seconds`
-    from the moment the parent gives the start time (all clients start together)."""
+    from the moment the parent gives the start time (all clients start together); then
+    report, and stay connected until `release` (the parent reads its backends' CPU time
+    while they still exist)."""
     # The app's engine (webapp.db.make_engine), unless ICHIMAI_BENCH_PRE_PING=0 asks for
     # a plain engine without its ping of connections checked out after an idle spell.
     if os.environ.get("ICHIMAI_BENCH_PRE_PING", "1") == "0":
@@ -162,8 +171,9 @@ def client(
             )  # fmt: skip
         done += 1
     cpu = time.process_time() - cpu
-    engine.dispose()
     out.put((done, cpu))
+    release.wait()
+    engine.dispose()
 
 
 class _Go:
@@ -179,29 +189,70 @@ class _Go:
 
 def run_clients(
     url: str, program_ids: list[int], clients: int, seconds: float, tag: str
-) -> tuple[float, float]:
-    """Transfers per second of `clients` processes, counted over the same window, and the
-    clients' CPU time per transfer in milliseconds."""
+) -> tuple[float, float, float | None]:
+    """Transfers per second of `clients` processes, counted over the same window, the
+    clients' CPU time per transfer in milliseconds, and the CPU time of the server
+    processes serving them (their backends) per transfer (None: /proc not readable)."""
     ctx = mp.get_context("spawn")
     out: mp.Queue[tuple[int, float]] = ctx.Queue()
     ready: mp.Queue[str] = ctx.Queue()
     go = _Go(ctx)
+    release = ctx.Event()
     procs = [
-        ctx.Process(target=client, args=(url, program_ids, f"{tag}{n}", seconds, go, ready, out))
+        ctx.Process(
+            target=client,
+            args=(url, program_ids, f"{tag}{n}", seconds, go, ready, out, release),
+        )
         for n in range(clients)
     ]
     for p in procs:
         p.start()
     for _ in procs:
         ready.get(timeout=300)
+    database = make_url(url).database or ""
+    server_before = backends_cpu(database)
     go.start.value = time.time() + 0.5
     go.event.set()
     results = [out.get(timeout=seconds + 120) for _ in procs]
+    server_after = backends_cpu(database)
+    release.set()
     for p in procs:
         p.join()
     total = sum(done for done, _ in results)
     cpu = sum(cpu for _, cpu in results)
-    return total / seconds, (cpu / total * 1000 if total else 0.0)
+    server = None
+    if server_before is not None and server_after is not None and total:
+        # Backends present at both reads (a client's connections are open before the start
+        # and closed after the release); one that came and went in between is not counted.
+        spent = sum(
+            t - server_before[pid] for pid, t in server_after.items() if pid in server_before
+        )
+        server = spent / total * 1000
+    return total / seconds, (cpu / total * 1000 if total else 0.0), server
+
+
+def backends_cpu(database: str) -> dict[int, float] | None:
+    """CPU seconds (user + system) of each PostgreSQL backend connected to `database`, from
+    /proc (the server runs on this machine); None when /proc cannot be read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    marker = f" {database} ".encode()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if not cmdline.startswith(b"postgres: ") or marker not in cmdline:
+                continue
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone, or not ours to read
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return found or None
 
 
 def pgbench_bin() -> str:
@@ -277,11 +328,12 @@ def bench_postgres(base_url: str, seconds: float, only: set[str]) -> None:
             # pgbench right before and right after ours, averaged: the machine's load
             # drifts, and both sides should see the same drift.
             before = pgbench(pgbench_url, clients, seconds)
-            value, cpu_ms = run_clients(ledger_url, ids, clients, seconds, name)
+            value, cpu_ms, server_ms = run_clients(ledger_url, ids, clients, seconds, name)
             after = pgbench(pgbench_url, clients, seconds)
             note(f"{name}: {value:.0f} tps; pgbench TPC-B c{clients}: {before:.0f} / {after:.0f}")
             emit(
                 name, value, (before + after) / 2, client_cpu_ms=round(cpu_ms, 3),
+                server_cpu_ms=None if server_ms is None else round(server_ms, 3),
                 pgbench_before=round(before, 1), pgbench_after=round(after, 1),
             )  # fmt: skip
     finally:

@@ -4,10 +4,10 @@ The whole product path, at a real card's pace: a virtual card (per-APDU delay an
 signature time from the card file: a real My Number Card answers a READ BINARY in
 ~10-15 ms) inserted into a vpcd reader of a private pcscd; the bridge (PC/SC mode, in
 this process, the same code as `python -m bridge run`) sees it and tells the platform;
-the platform pushes `card_inserted` on /ws/terminal to the counter tab in Debian's
-Chromium; the tab asks /counter/api/lookup; the platform reads the certificate through
-the bridge in one batch, verifies it (chain, validity, CRL), looks the number up and
-answers; the tab shows it. Measured from the moment pcscd first reports the card (a
+the platform (the worker holding the bridge) reads the certificate through the bridge in
+one batch at once, verifies it (chain, validity, CRL), looks the number up and pushes it
+on /ws/terminal to the counter tab in Debian's Chromium, which asks nothing and shows
+it. Measured from the moment pcscd first reports the card (a
 blocking SCardGetStatusChange, as the bridge's monitor uses) to the tab's own Date.now()
 when its state becomes "result:A" (a MutationObserver in the page; same machine clock).
 
@@ -222,8 +222,8 @@ def product(
         bridge.stop()
         platform.stop()
     print(
-        "tap_to_number: card -> tab's WebSocket event median "
-        f"{statistics.median(s[0] for s in steps):.1f} ms; event -> lookup answered median "
+        "tap_to_number: card -> tab's card_inserted event median "
+        f"{statistics.median(s[0] for s in steps):.1f} ms; event -> number shown median "
         f"{statistics.median(s[1] for s in steps):.1f} ms",
         file=sys.stderr,
     )

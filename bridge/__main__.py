@@ -1,4 +1,7 @@
-"""`python -m bridge pair PLATFORM_URL CODE` and `python -m bridge run [--sim CARD]`."""
+"""`ichimai-bridge pair PLATFORM_URL CODE`, `run`, `status`, `install-autostart`.
+
+The same as `python -m bridge ...` (the console script of the `ichimai-bridge` wheel).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from . import __version__
 from .pairing import BridgeStateError, PairingFailed, default_home, load, pair
 
 log = logging.getLogger("bridge")
@@ -30,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="state directory (default: $ICHIMAI_BRIDGE_HOME or ~/.config/ichimai-bridge)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ichimai-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ichimai-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -56,7 +61,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="keyboard output backend (default: auto)",
     )
     r.add_argument("--url", help=argparse.SUPPRESS)  # tests: a WebSocket URL override
+
+    st = sub.add_parser(
+        "status",
+        parents=[common],
+        help="check the card reader, the platform and keyboard output; say what to fix",
+    )
+    st.add_argument(
+        "--keyboard",
+        default="auto",
+        choices=("auto", "pynput", "xdotool", "none"),
+        help="the keyboard backend `run` is given (default: auto)",
+    )
+    st.add_argument("--lang", choices=("ja", "en"), help="language (default: from the locale)")
+    st.add_argument("--json", action="store_true", help="the findings as JSON")
+    st.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+
+    a = sub.add_parser(
+        "install-autostart",
+        parents=[common],
+        help="start `run` at every log-in (systemd user unit, scheduled task, launch agent)",
+    )
+    a.add_argument(
+        "--dry-run", action="store_true", help="print the file and the command; change nothing"
+    )
     return parser
+
+
+def _status(args: argparse.Namespace, home: Path) -> int:
+    from .status import as_json, render, run_checks
+    from .status_text import default_lang
+
+    lang = args.lang or default_lang()
+    findings = run_checks(home, lang, keyboard=args.keyboard, timeout=args.timeout)
+    print(as_json(findings) if args.json else render(findings, lang))
+    return 1 if any(f.ok is False for f in findings) else 0
+
+
+def _autostart(args: argparse.Namespace) -> int:
+    from .autostart import install, plan
+
+    code, text = install(plan(args.home), dry_run=args.dry_run)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def _pair(args: argparse.Namespace, home: Path) -> int:
@@ -98,7 +145,13 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     threading.Thread(target=worker, name="bridge-signals", daemon=True).start()
     watcher: ReaderWatcher
     if args.sim is not None:
-        sim = SimReader(args.sim)
+        try:
+            sim = SimReader(args.sim)
+        except ImportError:
+            print(
+                "--sim needs the virtual card (bridge/vcard/): run from a checkout", file=sys.stderr
+            )
+            return 1
         watcher = sim
         signal.signal(signal.SIGUSR1, lambda _s, _f: work.put(sim.toggle))
     else:
@@ -117,6 +170,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         return EXIT_REVOKED
     finally:
         watcher.stop()
+        session.close()
     return 0
 
 
@@ -130,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = args.home or default_home()
     if args.command == "pair":
         return _pair(args, home)
+    if args.command == "status":
+        return _status(args, home)
+    if args.command == "install-autostart":
+        return _autostart(args)
     return _run(args, home)
 
 

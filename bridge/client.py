@@ -5,7 +5,12 @@ server's fresh challenge with the device key, wait for Welcome, send the snapsho
 readers and cards, then serve commands and send card events as they happen, pinging
 every `ping_interval` seconds. A connection that goes quiet for `DEAD_AFTER` pings is
 dropped. Reconnects back off exponentially with full jitter (so that a platform restart
-does not bring every bridge back in the same second).
+does not bring every bridge back in the same second). When the platform refuses or
+closes a connection for load (`busy`, `auth_timeout`, `rate_limited`: bridge/wire.py),
+the wait is from the upper half of a longer range instead (15-30 s by default; a
+failure's wait is at most 8 s, so a bridge is back within 10 s of the platform): shedding
+load would not work if the refused came straight back. Only `unauthorized` and
+`revoked` mean the pairing is no good (`AuthRefused`: pair again).
 
 Never replays: a command belongs to the connection it came on. If that connection
 drops while the command runs, its result is thrown away and the command is not run
@@ -23,20 +28,45 @@ from typing import Any
 
 import websocket
 
-from . import wire
+from . import __version__, wire
 from .errors import Code
 from .pairing import BridgeIdentity, origin_of, websocket_url
 from .session import BridgeSession
 
 log = logging.getLogger(__name__)
 
-AGENT = "ichimai-bridge/0.1"
+AGENT = f"ichimai-bridge/{__version__}"
 # Commands running at once (one per reader is the normal case; keyboard output is one).
 MAX_CONCURRENT = 8
 # A connection with no frame from the platform for this many ping intervals is dead.
 DEAD_AFTER = 2.5
 BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
+# After a failure the wait is at most this: a bridge is back within 10 s of the platform
+# (docs/faults.md); full jitter still spreads a restart's reconnections over those 8 s.
+BACKOFF_CAP = 8.0
+# After a refusal for load, the wait is from REFUSED_CAP/2 to REFUSED_CAP: shedding load
+# would not work if the refused came straight back.
+REFUSED_CAP = 30.0
+# Past this many attempts the range is at the cap anyway (and 2**attempt must not
+# overflow a float: a platform unreachable for hours would otherwise end the bridge).
+_MAX_DOUBLINGS = 32
+
+# The platform's error codes that mean this bridge's pairing is no good.
+AUTH_CODES = frozenset({"unauthorized", "revoked"})
+# The platform's error codes that mean "not now": it sheds load, or cut off a flood.
+LOAD_CODES = frozenset({wire.BUSY, wire.AUTH_TIMEOUT, wire.RATE_LIMITED})
+
+
+# RFC 6455 7.4.1: "going away", what a platform worker that is stopping closes with.
+CLOSE_GOING_AWAY = 1001
+
+
+class PlatformClosed(ConnectionError):
+    """The platform closed the WebSocket, with a close code (1001: a worker stopping)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"the platform closed the connection ({code}: {reason or 'no reason'})")
+        self.code = code
 
 
 class AuthRefused(Exception):
@@ -45,6 +75,33 @@ class AuthRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class PlatformBusy(Exception):
+    """The platform refused or closed this connection for load: come back later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, refused: bool = False) -> float:
+    """Seconds before the next connection: full jitter over base x 2^attempt (at most
+    `cap`); after a refusal for load, the upper half of the whole range, cap/2 to cap
+    (the client passes its longer REFUSED_CAP as `cap` then)."""
+    if refused:
+        return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not a secret
+    ceiling = min(cap, base * 2 ** min(attempt, _MAX_DOUBLINGS))
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
+
+
+def _refusal(error: wire.Error) -> Exception:
+    """What an error frame from the platform means for this connection."""
+    if error.code in AUTH_CODES:
+        return AuthRefused(error.code, error.message)
+    if error.code in LOAD_CODES:
+        return PlatformBusy(error.code, error.message)
+    return ConnectionError(f"the platform refused the connection: {error.code}")
 
 
 class _Connection:
@@ -95,6 +152,7 @@ class BridgeClient:
         connect_timeout: float = 10.0,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
+        refused_cap: float | None = None,
     ) -> None:
         self.identity = identity
         self.session = session
@@ -103,9 +161,15 @@ class BridgeClient:
         self.connect_timeout = connect_timeout
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        # The default back-off waits 15-30 s after a refusal; a back-off of the caller's
+        # own (a test's short one) is used for refusals too, unless told otherwise.
+        if refused_cap is None:
+            refused_cap = REFUSED_CAP if backoff_cap == BACKOFF_CAP else backoff_cap
+        self.refused_cap = refused_cap
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.connections = 0  # successful authentications, for tests and logs
+        self.last_close_code: int | None = None  # the platform's last close code, if any
         self._conn: _Connection | None = None
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._events_lock = threading.Lock()
@@ -118,17 +182,26 @@ class BridgeClient:
         attempt = 0
         while not self.stopping.is_set():
             started = self.connections
+            refused = False
             try:
                 self.run_once()
             except AuthRefused:
                 raise
+            except PlatformBusy as exc:
+                refused = True
+                log.warning("the platform asked us to come back later: %s", exc.code)
             except Exception as exc:
                 if self.stopping.is_set():
                     break
                 log.warning("connection to the platform failed: %s", _describe(exc))
-            if self.connections != started:
+            if self.connections != started and not refused:
                 attempt = 0  # it was up: start the back-off again from the bottom
-            delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))  # noqa: S311
+            delay = backoff_delay(
+                attempt,
+                base=self.backoff_base,
+                cap=self.refused_cap if refused else self.backoff_cap,
+                refused=refused,
+            )
             attempt += 1
             log.info("reconnecting in %.1f s", delay)
             self.stopping.wait(delay)
@@ -175,20 +248,30 @@ class BridgeClient:
             conn.close()
 
     def _recv(self, conn: _Connection) -> wire.Frame:
-        text = conn.ws.recv()
-        if not text:
+        opcode, data = conn.ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+            self.last_close_code = code
+            if code == CLOSE_GOING_AWAY:
+                # A platform worker is stopping: the next connection lands on another.
+                log.info("the platform worker is going away (1001); reconnecting")
+            raise PlatformClosed(code, data[2:].decode("utf-8", "replace"))
+        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY) or not data:
             raise ConnectionError("the platform closed the connection")
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
         return wire.decode(text)
 
     def _handshake(self, conn: _Connection) -> wire.Welcome:
         challenge = self._recv(conn)
+        if isinstance(challenge, wire.Error):  # refused before the challenge (load)
+            raise _refusal(challenge)
         if not isinstance(challenge, wire.Challenge):
             raise wire.RemoteProtocolError("expected a challenge")
         signature = self.identity.sign_challenge(self.origin, challenge.nonce)
         conn.send(wire.Auth(self.identity.bridge_id, signature, AGENT))
         answer = self._recv(conn)
         if isinstance(answer, wire.Error):
-            raise AuthRefused(answer.code, answer.message)
+            raise _refusal(answer)
         if not isinstance(answer, wire.Welcome):
             raise wire.RemoteProtocolError("expected welcome")
         return answer
@@ -212,8 +295,8 @@ class BridgeClient:
                 self._dispatch(conn, frame)
             elif isinstance(frame, wire.Error):
                 log.warning("the platform reported: %s", frame.code)
-                if frame.code == "revoked":
-                    raise AuthRefused(frame.code, frame.message)
+                if frame.code in AUTH_CODES or frame.code in LOAD_CODES:
+                    raise _refusal(frame)
             # Pong and anything else only count as signs of life.
 
     def _dispatch(self, conn: _Connection, command: wire.Frame) -> None:

@@ -16,6 +16,7 @@ class Code(StrEnum):
     WRONG_PIN = "wrong_pin"
     PIN_LOCKED = "pin_locked"
     PIN_LAST_TRY = "pin_last_try"  # refused by our PIN guard: needs explicit confirmation
+    PIN_RETAP = "pin_retap"  # refused by our PIN guard: the card must leave and come back
     PIN_FORMAT = "pin_format"
     PIN_NOT_VERIFIED = "pin_not_verified"
     NOT_MY_NUMBER_CARD = "not_my_number_card"

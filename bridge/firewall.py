@@ -9,9 +9,13 @@ has the table). Everything else is refused with a reason; refusals are logged wi
 reason and the four header bytes only, never command data (a VERIFY carries the PIN).
 
 VERIFY with data never passes `check`: it is built by `Firewall.sealed_verify` from the
-PIN the bridge unsealed itself, behind the PIN guard (rule 5, never lock a card).
+PIN the bridge unsealed itself, behind the PIN guard (rule 5, never lock a card). With
+one try left the guard also asks the firewall's `LastTry` (bridge.lasttry: was the card
+taken off the reader and put back since one try left was first seen?), which the
+firewall tells every PIN count the card answers.
 
-Usage by the bridge: `Firewall()` per reader, `reset()` on card insert/power-up,
+Usage by the bridge: `Firewall(last_try)` per card session (the session hands it that
+card session's view of the re-tap records), `reset()` on power-up or reset of the card,
 `check(command)` before sending, `observe(command, response)` after, or simply
 `filter_batch(fw, batch, send)`. Standard library only; no I/O.
 """
@@ -22,6 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from .apdu import SW, Command, MalformedAPDU, Response, is_wrong_pin, parse_command
 from .errors import (
@@ -69,25 +74,76 @@ class Applet(Enum):
 
 
 _ALLOW = Decision(True, "allowed")
+_RETAP = "one try left: the card must be taken off the reader and tapped again"
 
 
 def _refuse(reason: str) -> Decision:
     return Decision(False, reason)
 
 
-class Firewall:
-    """Allowlist state machine for one card session (reset it on insert/power-up)."""
+class LastTry(Protocol):
+    """The re-tap rule's memory, as the firewall of one card session sees it."""
 
-    def __init__(self) -> None:
+    def seen(self, tries: int | None) -> None:
+        """The card answered that it has `tries` left (None: verified, counter full)."""
+        ...
+
+    def armed(self) -> bool:
+        """True when a card was put on the reader after one try left was first seen."""
+        ...
+
+    def spend(self) -> bool:
+        """Use the arming up before the last try is sent; False if it was not armed."""
+        ...
+
+
+class NeverArmed:
+    """No memory of re-taps: the last try is never spent (a firewall on its own)."""
+
+    def seen(self, tries: int | None) -> None:
+        """Nothing to remember."""
+
+    def armed(self) -> bool:
+        """Never armed."""
+        return False
+
+    def spend(self) -> bool:
+        """Never armed."""
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TriesSeen:
+    """What the card last said about its PIN counter: `tries` left (None: verified)."""
+
+    tries: int | None
+
+
+class Firewall:
+    """Allowlist state machine for one card session (reset it on insert/power-up).
+
+    `last_try`: the re-tap rule's memory for this card session (bridge.lasttry); without
+    one, the guard never lets the last try go (fail closed).
+    """
+
+    def __init__(self, last_try: LastTry | None = None) -> None:
         self.applet = Applet.UNKNOWN
         self.ef: int | None = None
+        self.last_try: LastTry = last_try if last_try is not None else NeverArmed()
         # Tries left from the last data-less VERIFY the card answered (None = verified),
         # consumed by `sealed_verify`; `_fresh_tries` says whether it is still unused.
         self._tries: int | None = None
         self._fresh_tries = False
+        # The last PIN count the card answered (tries read or VERIFY), for the caller to
+        # report; set to None before a command to learn what that command saw. Not
+        # cleared by `reset`: the card did say it.
+        self.tries_seen: TriesSeen | None = None
 
     def reset(self) -> None:
-        """Forget everything: the card was inserted, powered or reset (ISD is selected)."""
+        """Forget everything: the card was inserted, powered or reset (ISD is selected).
+
+        The re-tap memory (`last_try`) is not touched: a reset is not a re-tap.
+        """
         self.applet = Applet.UNKNOWN
         self.ef = None
         self._tries = None
@@ -198,6 +254,8 @@ class Firewall:
             self._observe_select(command, response)
         elif command.ins == INS_VERIFY and not command.data:
             self._observe_tries(command, response)
+        elif command.ins == INS_VERIFY:
+            self._observe_verify(command, response)
 
     def _observe_select(self, c: Command, response: Response) -> None:
         ok = response.sw == SW.OK
@@ -227,6 +285,24 @@ class Firewall:
         except ValueError:
             return
         self._fresh_tries = True
+        self._seen(self._tries)
+
+    def _observe_verify(self, c: Command, response: Response) -> None:
+        """The answer to the sealed VERIFY: the PIN count it left (63Cx, 6984, or 9000)."""
+        self._fresh_tries = False
+        if (c.cla, c.p1, c.p2, c.le, c.extended) != (0x00, 0x00, 0x80, None, False):
+            return
+        if len(c.data) != PIN_LENGTH or self.applet is not Applet.JPKI or self.ef != EF_AUTH_PIN:
+            return
+        try:
+            tries = tries_from_sw(response.sw)  # 9000: verified, the counter is full again
+        except ValueError:
+            return
+        self._seen(tries)
+
+    def _seen(self, tries: int | None) -> None:
+        self.tries_seen = TriesSeen(tries)
+        self.last_try.seen(tries)
 
     # -- the sealed-PIN command ------------------------------------------------------
 
@@ -236,7 +312,10 @@ class Firewall:
         `tries_left` is what the data-less VERIFY just answered (None = already
         verified); it must match the firewall's own observation of that answer, which
         is consumed: every VERIFY needs a fresh tries read, so nothing can loop on
-        VERIFY (never retry). Raises PINFormatError, PINGuardRefused or CommandRefused.
+        VERIFY (never retry). With one try left: refused until the card has left the
+        reader and come back since one try left was first seen (`last_try`, code
+        pin_retap), then until the citizen confirms (pin_last_try), then sent once.
+        Raises PINFormatError, PINGuardRefused or CommandRefused.
         """
         if len(pin) != PIN_LENGTH or not all("0" <= ch <= "9" for ch in pin):
             raise PINFormatError(f"PIN must be {PIN_LENGTH} ASCII digits")
@@ -248,11 +327,19 @@ class Firewall:
             raise self._refused("tries left does not match what the card answered")
         self._fresh_tries = False  # one VERIFY per tries read
         # Rule 5: a locked PIN (63C0 / 6984) only resets at a municipal office, and the
-        # attempt that uses the last try locks the card: the citizen must confirm it.
+        # attempt that uses the last try locks the card. A confirmation from the page
+        # cannot tell a person from a script holding a staff cookie; the card leaving
+        # the reader and coming back can (bridge.lasttry). Both are needed, and the
+        # arming is used up before the VERIFY is sent: one attempt per re-tap.
         if tries_left == 0:
             raise self._guard("PIN locked", Code.PIN_LOCKED, 0)
-        if tries_left == 1 and not confirmed:
-            raise self._guard("one try left: the citizen must confirm", Code.PIN_LAST_TRY, 1)
+        if tries_left == 1:
+            if not self.last_try.armed():
+                raise self._guard(_RETAP, Code.PIN_RETAP, 1)
+            if not confirmed:
+                raise self._guard("one try left: the citizen must confirm", Code.PIN_LAST_TRY, 1)
+            if not self.last_try.spend():
+                raise self._guard(_RETAP, Code.PIN_RETAP, 1)
         return Command(0x00, INS_VERIFY, 0x00, 0x80, pin.encode("ascii"))
 
     def _refused(self, reason: str) -> CommandRefused:

@@ -14,6 +14,7 @@ shared/docs/jpki-card.md.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .apdu import SW, Command, Response, is_wrong_pin
@@ -325,3 +326,33 @@ def verify_and_sign(
         raise CardStatusError("batch stopped early", sw=responses[-1].sw)
     _check_select(responses, 3)
     return _signature_from(responses[4], profile)
+
+
+# -- the PIN sealed in the browser, verified by the bridge ------------------------------
+#
+# The platform never holds the PIN: the bridge unseals it and builds the VERIFY itself
+# (its guard reads the tries first, in the same PC/SC transaction), then runs the steps
+# the platform asked to follow it. These two functions are the driver's half of that
+# command: what to run after the VERIFY, and what the answers mean.
+
+
+def sign_after_verify_steps(digest_info: bytes, profile: CardProfile = MYNUMBER_2015) -> list[Step]:
+    """The steps the sealed-PIN command runs after its VERIFY: select the key, sign."""
+    if not digest_info.startswith(SHA256_DIGEST_INFO_PREFIX) or len(digest_info) != 51:
+        raise ValueError("expected a SHA-256 DigestInfo of 51 bytes")
+    return [Step(select_ef(profile.ef_auth_key)), Step(sign_command(digest_info))]
+
+
+def sealed_signature(responses: Sequence[Response], profile: CardProfile = MYNUMBER_2015) -> bytes:
+    """The signature from the answers to a sealed VERIFY and `sign_after_verify_steps`.
+
+    Raises WrongPIN (with the tries left), PINLocked, or CardStatusError.
+    """
+    if not responses:
+        raise CardStatusError("no answer to VERIFY", sw=SW.OK)
+    _verify_result(responses[0])
+    if len(responses) < 3:
+        raise CardStatusError("batch stopped early", sw=responses[-1].sw)
+    if responses[1].sw != SW.OK:
+        raise CardStatusError("signature key not selectable", sw=responses[1].sw)
+    return _signature_from(responses[2], profile)

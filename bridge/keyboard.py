@@ -12,8 +12,16 @@ Rules (shared/docs/library-interop.md, "Keyboard output"):
 - a Japanese IME left on turns digits into composition text: libraries must switch the
   field to direct input (docs/bridge.md says so); we cannot detect it from here.
 
-Backends: pynput (X11) or xdotool (X11; it refuses XWayland). Where neither works,
-`KeyboardUnavailable` says why, instead of typing nothing silently.
+Backends: pynput (Windows, macOS, X11) or xdotool (X11; it refuses XWayland). Where
+neither works, `KeyboardUnavailable` says why, instead of typing nothing silently;
+`describe_keyboard` says which one a bridge would use (`ichimai-bridge status`).
+
+Platform quirks pynput cannot hide:
+- macOS drops synthetic keystrokes unless the user has allowed the program (the Python
+  that runs the bridge) under System Settings > Privacy & Security > Accessibility; it
+  does so silently, so we ask the system first (AXIsProcessTrusted).
+- Windows does not let a program type into a window of higher integrity (one run as
+  administrator) than its own (UIPI): run the bridge at the library system's level.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import os
 import shutil
 import string
 import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -136,17 +145,22 @@ class XdotoolKeyboard:
 
 
 class PynputKeyboard:
-    """pynput (X11 through python-xlib): types the number and suffix in one loop."""
+    """pynput (Windows, macOS, X11 through python-xlib): number and suffix in one loop."""
 
     name = "pynput"
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, platform: str | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
+        self.platform = platform or sys.platform
 
     def problem(self) -> str | None:
         """Why this backend cannot work here, or None."""
         if importlib.util.find_spec("pynput") is None:
             return "pynput is not installed"
+        if self.platform == "win32":
+            return None
+        if self.platform == "darwin":
+            return _macos_problem()
         return _x11_problem(self.env)
 
     def type_keys(self, keys: str) -> None:
@@ -154,8 +168,9 @@ class PynputKeyboard:
         why = self.problem()
         if why is not None:
             raise KeyboardUnavailable(why)
-        # pynput reads DISPLAY when its backend is imported: set it for this process.
-        os.environ["DISPLAY"] = self.env["DISPLAY"]
+        if self.platform not in ("win32", "darwin"):
+            # pynput reads DISPLAY when its X11 backend is imported: set it for this process.
+            os.environ["DISPLAY"] = self.env["DISPLAY"]
         try:
             from pynput.keyboard import Controller, Key
         except Exception as exc:  # pynput raises ImportError or Xlib errors here
@@ -167,6 +182,20 @@ class PynputKeyboard:
                 controller.tap(specials[ch])
             else:
                 controller.tap(ch)
+
+
+def _macos_problem() -> str | None:
+    """None when macOS lets this process send keystrokes (Accessibility), else why not."""
+    try:
+        from HIServices import AXIsProcessTrusted  # pyobjc, a dependency of pynput on macOS
+    except ImportError:
+        return None  # cannot ask; pynput itself will try
+    if AXIsProcessTrusted():
+        return None
+    return (
+        "macOS has not allowed this program to type: System Settings > Privacy & Security"
+        f" > Accessibility, add {sys.executable}"
+    )
 
 
 class NoKeyboard:
@@ -196,6 +225,8 @@ BACKENDS: dict[str, type[PynputKeyboard] | type[XdotoolKeyboard]] = {
     "pynput": PynputKeyboard,
     "xdotool": XdotoolKeyboard,
 }
+# What `auto` tries, in order: xdotool is an X11 tool (Linux and the BSDs).
+AUTO_ORDER = {"win32": ["pynput"], "darwin": ["pynput"]}
 
 
 def select_keyboard(
@@ -204,7 +235,7 @@ def select_keyboard(
     """The first working backend (`auto`: pynput, then xdotool), or a NoKeyboard saying why."""
     if preference == "none":
         return NoKeyboard("keyboard output is turned off on this bridge")
-    names = list(BACKENDS) if preference == "auto" else [preference]
+    names = AUTO_ORDER.get(sys.platform, list(BACKENDS)) if preference == "auto" else [preference]
     problems = []
     for name in names:
         if name not in BACKENDS:
@@ -215,3 +246,10 @@ def select_keyboard(
             return backend
         problems.append(f"{name}: {why}")
     return NoKeyboard("no keyboard backend works here (" + "; ".join(problems) + ")")
+
+
+def describe_keyboard(preference: str = "auto", env: Mapping[str, str] | None = None) -> str | None:
+    """The backend `run --keyboard preference` would use here, or None when none can
+    type (`select_keyboard(...).reason` then says why)."""
+    keyboard = select_keyboard(preference, env)
+    return None if isinstance(keyboard, NoKeyboard) else keyboard.name

@@ -17,14 +17,16 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .apdu import Command, Response
 from .errors import Code, TransportError
 from .session import BridgeSession
 from .transport import Batch, Step, run_batch
-from .vcard.card import VirtualCard
-from .vcard.transport import VirtualCardTransport
+
+if TYPE_CHECKING:  # the virtual card is in the checkout only, not in the bridge's wheel
+    from .vcard.card import VirtualCard
+    from .vcard.transport import VirtualCardTransport
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class SimReader:
     """One virtual reader holding one virtual card (a card file), in this process."""
 
     def __init__(self, card: VirtualCard | Path | str, name: str = SIM_READER) -> None:
+        from .vcard.card import VirtualCard
+
         self.card = card if isinstance(card, VirtualCard) else VirtualCard.from_file(card)
         self.name = name
         self.session: BridgeSession | None = None
@@ -97,6 +101,8 @@ class SimReader:
         """Put the card on the reader (a new card session); returns the new epoch."""
         if self.session is None:
             raise RuntimeError("reader not started")
+        from .vcard.transport import VirtualCardTransport
+
         with self._lock:
             self.link = _SimLink(self, VirtualCardTransport(self.card))
             link = self.link
@@ -159,12 +165,19 @@ class PcscReaders:
         class _Cards(CardObserver):  # type: ignore[misc]
             def update(self, observable: Any, handlers: Any) -> None:
                 added, removed = handlers
+                # pyscard compares the (reader, ATR) pairs present before and after a
+                # change: a reader in both lists kept a card present while its ATR
+                # changed (a reset answered with another ATR). Nobody was seen taking a
+                # card off, so that card session is no re-tap for the last PIN try.
+                swapped = {str(c.reader) for c in added} & {str(c.reader) for c in removed}
                 for card in removed:
                     if watcher.serves(str(card.reader)):
                         watcher._safe(session.remove_card, str(card.reader))
                 for card in added:
-                    if watcher.serves(str(card.reader)):
-                        watcher._safe(watcher._inserted, str(card.reader), bytes(card.atr))
+                    reader = str(card.reader)
+                    if watcher.serves(reader):
+                        retap = reader not in swapped
+                        watcher._safe(watcher._inserted, reader, bytes(card.atr), retap)
 
         self._reader_monitor = ReaderMonitor()
         self._card_monitor = CardMonitor()
@@ -177,11 +190,11 @@ class PcscReaders:
         """Whether this watcher serves `reader` (all readers unless `only` was given)."""
         return self.only is None or self.only in reader
 
-    def _inserted(self, reader: str, atr: bytes) -> None:
+    def _inserted(self, reader: str, atr: bytes, retap: bool = True) -> None:
         from .transports.pcsc import PcscTransport
 
         assert self.session is not None  # noqa: S101 - set by start()
-        self.session.insert_card(reader, atr, PcscTransport(reader))
+        self.session.insert_card(reader, atr, PcscTransport(reader), retap=retap)
 
     @staticmethod
     def _safe(call: Any, *args: Any) -> None:

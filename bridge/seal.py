@@ -14,6 +14,20 @@ Scheme (version 1), mirrored by static/js/seal.js with WebCrypto only:
 
 `open_sealed_pin` raises `SealError` on anything that is not exactly such an envelope
 for this key and context; it never says which check failed beyond a short reason.
+
+Sealed secrets (the library's passwords for SIP2), the same scheme and envelope with:
+
+- their own label, `SECRET_LABEL` (b"ichimai-secret-seal-v1"), so a sealed PIN never
+  opens as a secret nor a secret as a PIN;
+- context = len16(bridge id) || bridge id || len16(purpose) || purpose || len16(binding)
+  || binding (`SecretContext`): the purpose says what the secret is for
+  (`sip2-login`, `sip2-terminal`: the connection's passwords, bound to the connection
+  target `tls://host:port` or `tcp://host:port`, so a stored envelope cannot be sent to
+  another host or down to plain TCP; `sip2-patron`: a patron's password for one
+  exchange, bound to that command id), so one kind never opens as another;
+- plaintext = one length byte, the secret (1-63 bytes of UTF-8), zero padding to
+  `SECRET_PADDED` (64) bytes: every ciphertext is 80 bytes, whatever the secret's length.
+
 Uses `cryptography` (the bridge may; the pure card modules may not).
 """
 
@@ -35,6 +49,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION = 1
 LABEL = b"ichimai-pin-seal-v1"
+SECRET_LABEL = b"ichimai-secret-seal-v1"
+SECRET_MAX_BYTES = 63
+SECRET_PADDED = 1 + SECRET_MAX_BYTES
+SECRET_PURPOSES = frozenset({"sip2-login", "sip2-terminal", "sip2-patron"})
 SALT_BYTES = 16
 IV_BYTES = 12
 TAG_BYTES = 16
@@ -67,6 +85,35 @@ class SealContext:
                 raise SealError("context ids must be 1-255 bytes of UTF-8")
             out += len(raw).to_bytes(2, "big") + raw
         return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretContext:
+    """What a sealed secret is bound to: the bridge, the purpose, and the purpose's
+    binding (the connection target for the SIP2 passwords, the command id for a
+    patron's password)."""
+
+    bridge_id: str
+    purpose: str
+    binding: str
+
+    def encode(self) -> bytes:
+        """Length-prefixed UTF-8 of the three parts (same bytes as seal.js)."""
+        if self.purpose not in SECRET_PURPOSES:
+            raise SealError("unknown purpose")
+        out = bytearray()
+        for part in (self.bridge_id, self.purpose, self.binding):
+            raw = part.encode("utf-8")
+            if not 1 <= len(raw) <= MAX_ID_BYTES:
+                raise SealError("context parts must be 1-255 bytes of UTF-8")
+            out += len(raw).to_bytes(2, "big") + raw
+        return bytes(out)
+
+
+def sip2_target(host: str, port: int, tls: bool) -> str:
+    """The binding of a SIP2 connection's sealed passwords: `tls://host:port` or
+    `tcp://host:port` (the host as configured, lower case)."""
+    return f"{'tls' if tls else 'tcp'}://{host.lower()}:{port}"
 
 
 def b64u_encode(data: bytes) -> str:
@@ -128,11 +175,14 @@ def seal_pin(
         public_key = load_public_key_b64u(public_key)
     if len(pin) != PIN_LENGTH or not all("0" <= ch <= "9" for ch in pin):
         raise SealError("PIN must be 4 ASCII digits")
-    info = LABEL + context.encode()
+    return _seal(public_key, pin.encode("ascii"), LABEL + context.encode())
+
+
+def _seal(public_key: ec.EllipticCurvePublicKey, plain: bytes, info: bytes) -> dict[str, Any]:
     ephemeral = ec.generate_private_key(ec.SECP256R1())
     secret = ephemeral.exchange(ec.ECDH(), public_key)
     salt, iv = os.urandom(SALT_BYTES), os.urandom(IV_BYTES)
-    ct = _aes_key(secret, salt, info).encrypt(iv, pin.encode("ascii"), info)
+    ct = _aes_key(secret, salt, info).encrypt(iv, plain, info)
     return {
         "v": VERSION,
         "epk": public_key_b64u(ephemeral.public_key()),
@@ -164,17 +214,69 @@ def open_sealed_pin(
     context: SealContext,
 ) -> str:
     """Open a sealed PIN for this bridge key and context; raise SealError on any tampering."""
-    fields = _envelope_fields(envelope)
-    epk = load_public_key_b64u(fields["epk"])
-    salt, iv, ct = (b64u_decode(fields[k]) for k in ("salt", "iv", "ct"))
-    if len(salt) != SALT_BYTES or len(iv) != IV_BYTES or len(ct) != PIN_LENGTH + TAG_BYTES:
-        raise SealError("envelope field has the wrong length")
-    info = LABEL + context.encode()
-    secret = private_key.exchange(ec.ECDH(), epk)
-    try:
-        plain = _aes_key(secret, salt, info).decrypt(iv, ct, info)
-    except InvalidTag:
-        raise SealError("sealed PIN does not open (tampered, or wrong key or context)") from None
+    plain = _open(private_key, envelope, LABEL + context.encode(), PIN_LENGTH, "PIN")
     if len(plain) != PIN_LENGTH or not all(0x30 <= b <= 0x39 for b in plain):
         raise SealError("sealed content is not 4 ASCII digits")
     return plain.decode("ascii")
+
+
+def _open(
+    private_key: ec.EllipticCurvePrivateKey,
+    envelope: Mapping[str, Any] | str | bytes,
+    info: bytes,
+    plain_length: int,
+    what: str,
+) -> bytes:
+    fields = _envelope_fields(envelope)
+    epk = load_public_key_b64u(fields["epk"])
+    salt, iv, ct = (b64u_decode(fields[k]) for k in ("salt", "iv", "ct"))
+    if len(salt) != SALT_BYTES or len(iv) != IV_BYTES or len(ct) != plain_length + TAG_BYTES:
+        raise SealError("envelope field has the wrong length")
+    secret = private_key.exchange(ec.ECDH(), epk)
+    try:
+        return _aes_key(secret, salt, info).decrypt(iv, ct, info)
+    except InvalidTag:
+        raise SealError(
+            f"sealed {what} does not open (tampered, or wrong key or context)"
+        ) from None
+
+
+def seal_secret(
+    public_key: ec.EllipticCurvePublicKey | str, secret: str, context: SecretContext
+) -> dict[str, Any]:
+    """Seal a short secret (1-63 bytes of UTF-8) for one context (the twin of sealSecret)."""
+    if isinstance(public_key, str):
+        public_key = load_public_key_b64u(public_key)
+    if not isinstance(secret, str):
+        raise SealError("the secret must be a string")
+    raw = secret.encode("utf-8")
+    if not 1 <= len(raw) <= SECRET_MAX_BYTES:
+        raise SealError(f"the secret must be 1-{SECRET_MAX_BYTES} bytes of UTF-8")
+    padded = bytes([len(raw)]) + raw + bytes(SECRET_PADDED - 1 - len(raw))
+    return _seal(public_key, padded, SECRET_LABEL + context.encode())
+
+
+def open_sealed_secret(
+    private_key: ec.EllipticCurvePrivateKey,
+    envelope: Mapping[str, Any] | str | bytes,
+    context: SecretContext,
+) -> str:
+    """Open a sealed secret for this bridge key and context; SealError on any tampering."""
+    plain = _open(private_key, envelope, SECRET_LABEL + context.encode(), SECRET_PADDED, "secret")
+    size = plain[0]
+    if not 1 <= size <= SECRET_MAX_BYTES or any(plain[1 + size :]):
+        raise SealError("sealed content is not a padded secret")
+    try:
+        return plain[1 : 1 + size].decode("utf-8")
+    except UnicodeDecodeError:
+        raise SealError("sealed content is not UTF-8") from None
+
+
+def check_secret_envelope(envelope: Mapping[str, Any] | str | bytes) -> None:
+    """Check that this is a sealed secret's envelope (shape, lengths, a point on the curve)
+    without opening it: what the platform can check of what it stores and relays."""
+    fields = _envelope_fields(envelope)
+    load_public_key_b64u(fields["epk"])
+    salt, iv, ct = (b64u_decode(fields[k]) for k in ("salt", "iv", "ct"))
+    if len(salt) != SALT_BYTES or len(iv) != IV_BYTES or len(ct) != SECRET_PADDED + TAG_BYTES:
+        raise SealError("envelope field has the wrong length")

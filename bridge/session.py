@@ -10,6 +10,12 @@ restarts (it starts from the clock in milliseconds), so a command addressed to t
 of an older epoch, one that has since been pulled out and maybe put back, is refused
 instead of reaching whichever card is in the reader now.
 
+The last try. Epochs are also what the re-tap rule (bridge.lasttry) compares: with one
+try left, a VERIFY goes only to a card session that began after the bridge first saw
+one try left on that reader. Only `insert_card` makes an epoch, and only the reader
+watcher calls it (a card put on the reader); a reset of the card or a failed transfer
+keeps the card session and its epoch.
+
 Never logs PINs or APDU data.
 """
 
@@ -28,9 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import wire
 from .apdu import SW, Command, Response
 from .errors import CardError, Code, CommandRefused, TransportError
-from .firewall import INS_SELECT, Firewall, SendOne, filter_batch, run_sealed_verify
+from .firewall import INS_SELECT, Firewall, SendOne, TriesSeen, filter_batch, run_sealed_verify
 from .keyboard import KeyboardError, KeyboardOutput, NoKeyboard, type_number
+from .lasttry import LastTryRecords
 from .seal import SealContext, SealError, open_sealed_pin
+from .sip2 import Sip2Error
+from .sip2.service import Sip2Service
 from .transport import OK_ONLY, Step, Transport
 
 log = logging.getLogger(__name__)
@@ -166,8 +175,13 @@ class BridgeSession:
         self._keyboard_lock = threading.Lock()
         self._readers: dict[str, CardSlot | None] = {}
         self._epoch = 0
+        # In memory only: a restart forgets every record, and then the last try needs
+        # a re-tap again (fail closed).
+        self.last_try = LastTryRecords()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.emit: Emit = lambda frame: None
+        # The library system's SIP2, through this bridge (none until sip2_configure).
+        self.sip2 = Sip2Service(bridge_id, seal_key)
 
     # -- reader events (from the watcher's thread) -----------------------------------
 
@@ -183,12 +197,19 @@ class BridgeSession:
         """A reader disappeared (with its card, if any)."""
         self.remove_card(name)
         with self._lock:
+            self.last_try.reader_removed(name)
             if self._readers.pop(name, "absent") == "absent":
                 return
         self.emit(wire.ReaderRemoved(name))
 
-    def insert_card(self, name: str, atr: bytes, transport: Transport) -> int:
-        """A card was inserted into `name`; returns its new epoch."""
+    def insert_card(
+        self, name: str, atr: bytes, transport: Transport, *, retap: bool = True
+    ) -> int:
+        """A card was inserted into `name`; returns its new epoch.
+
+        `retap=False`: the watcher never saw the reader empty (the card's ATR changed
+        while it stayed present): a new card session, but not a re-tap for the last try.
+        """
         self.remove_card(name)
         with self._lock:
             if name not in self._readers:
@@ -197,8 +218,10 @@ class BridgeSession:
             else:
                 added = False
             self._epoch = max(self._epoch + 1, int(self._clock() * 1000))
-            slot = CardSlot(atr[: wire.MAX_ATR_BYTES], self._epoch, transport)
+            firewall = Firewall(self.last_try.card(name, self._epoch))
+            slot = CardSlot(atr[: wire.MAX_ATR_BYTES], self._epoch, transport, firewall)
             self._readers[name] = slot
+            self.last_try.card_inserted(name, slot.epoch, retap=retap)
         if added:
             self.emit(wire.ReaderAdded(name))
         log.info("card inserted in %r (epoch %d)", name, slot.epoch)
@@ -213,6 +236,7 @@ class BridgeSession:
                 return
             self._readers[name] = None
             slot.gone.set()
+            self.last_try.card_removed(name, slot.epoch)
         close = getattr(slot.transport, "close", None)
         if callable(close):
             try:
@@ -221,6 +245,10 @@ class BridgeSession:
                 log.debug("closing the transport of a removed card failed", exc_info=True)
         log.info("card removed from %r (epoch %d)", name, slot.epoch)
         self.emit(wire.CardRemoved(name, slot.epoch))
+
+    def close(self) -> None:
+        """The bridge is stopping: close the library system's connection (SIP2)."""
+        self.sip2.close()
 
     def snapshot(self) -> wire.Snapshot:
         """Every reader and card right now."""
@@ -241,8 +269,8 @@ class BridgeSession:
 
     # -- commands (each on its own thread, from the client) -----------------------------
 
-    def handle(self, command: wire.Frame) -> wire.Result | wire.Error:
-        """Serve one command frame; always answers with a Result or an Error of its id."""
+    def handle(self, command: wire.Frame) -> wire.Result | wire.Sip2Result | wire.Error:
+        """Serve one command frame; always answers with a result or an Error of its id."""
         try:
             self._remember(command.id)
             if isinstance(command, wire.BatchCommand):
@@ -251,7 +279,13 @@ class BridgeSession:
                 return self._verify(command)
             if isinstance(command, wire.TypeCommand):
                 return self._type(command)
+            if isinstance(command, wire.Sip2ConfigureCommand):
+                return self.sip2.configure(command)
+            if isinstance(command, wire.Sip2Command):
+                return self.sip2.exchange(command)
             return wire.Error("transport", "not a command", id=command.id)
+        except Sip2Error as exc:
+            return wire.Error(exc.code.value, str(exc)[:200], id=command.id)
         except CardError as exc:
             tries = getattr(exc, "tries_left", None)
             return wire.Error(exc.code.value, str(exc)[:200], tries_left=tries, id=command.id)
@@ -297,8 +331,17 @@ class BridgeSession:
     def _batch(self, command: wire.BatchCommand) -> wire.Result:
         name, slot = self._pick(command.reader, command.epoch)
         with slot.lock:
+            slot.firewall.tries_seen = None
             responses = slot.run(command.steps)
-        return wire.Result(tuple(responses), reader=name, epoch=slot.epoch, id=command.id)
+            seen = slot.firewall.tries_seen
+        return wire.Result(
+            tuple(responses),
+            reader=name,
+            epoch=slot.epoch,
+            tries_left=None if seen is None else seen.tries,
+            last_try_armed=self._last_try_armed(name, slot, seen),
+            id=command.id,
+        )
 
     def _verify(self, command: wire.VerifyCommand) -> wire.Result:
         name, slot = self._pick(command.reader, command.epoch)
@@ -314,6 +357,7 @@ class BridgeSession:
         # the verified PIN before our signature; and it ends with a reset of the card,
         # so none can use it after.
         with slot.lock, slot.held(reset_after=True) as send:
+            slot.firewall.tries_seen = None
             tries, answer = run_sealed_verify(
                 slot.firewall, pin, confirmed=command.confirmed, send=send
             )
@@ -321,9 +365,22 @@ class BridgeSession:
             responses = [answer]
             if answer.ok and command.then:
                 responses += filter_batch(slot.firewall, command.then, send)
+            seen = slot.firewall.tries_seen
         return wire.Result(
-            tuple(responses), reader=name, epoch=slot.epoch, tries_left=tries, id=command.id
+            tuple(responses),
+            reader=name,
+            epoch=slot.epoch,
+            tries_left=tries,
+            last_try_armed=self._last_try_armed(name, slot, seen),
+            id=command.id,
         )
+
+    def _last_try_armed(self, name: str, slot: CardSlot, seen: TriesSeen | None) -> bool | None:
+        """For a command that left the card at one try: may the last try go now (True),
+        or must the card leave the reader and come back first (False)? None otherwise."""
+        if seen is None or seen.tries != 1:
+            return None
+        return self.last_try.armed(name, slot.epoch)
 
     def _type(self, command: wire.TypeCommand) -> wire.Result:
         with self._keyboard_lock:

@@ -21,6 +21,11 @@ Bounds, and why each is what it is:
   we allow never need extended lengths. `MAX_RESPONSE_BYTES` (258): Le 256 + SW.
 - `MAX_READERS` (16), `MAX_NAME` (128 chars, PC/SC reader names are ~60), `MAX_ID`
   (64), `MAX_TEXT` (64 chars of keyboard output: a library number is 8-14).
+- `MAX_DEPTH` (16): the deepest frame nests 4 levels (a snapshot's readers and their
+  cards). Python's parser recurses once per level, so a frame of 64 KiB of `[` would
+  raise RecursionError out of `decode`; depth is counted before parsing.
+- SIP2 (`sip2_configure`, `sip2`, `sip2_result`): the bounds of bridge.sip2_wire (a
+  request frame 1024 characters, settings' fields 64, a CA bundle 16 KiB).
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .apdu import MalformedAPDU, Response, parse_command
+from .sip2_wire import (
+    Projection,
+    Sip2Config,
+    check_frame_text,
+    config_from_json,
+    config_to_json,
+    projection_from_json,
+    projection_to_json,
+)
 from .transport import OK_ONLY, Step
 
 PROTOCOL_VERSION = 1
@@ -51,17 +65,24 @@ MAX_MESSAGE = 200
 MAX_ENVELOPE_FIELDS = 8
 MAX_ENVELOPE_VALUE = 1024
 MAX_ATR_BYTES = 33  # ISO 7816-3: TS + 32
+MAX_DEPTH = 16
 
 # What the bridge signs to prove possession of its key: a fixed label (domain
 # separation), the platform origin it believes it talks to (a relayed challenge from
 # another platform fails), the bridge id and the server's fresh nonce.
 AUTH_LABEL = b"ichimai-bridge-auth-v1"
+# `ichimai-bridge status` asks the platform over HTTPS whether this bridge is still
+# allowed (POST /api/v1/bridges/check). Its own label, so that a check signature can
+# never answer a connection's challenge, nor the other way round.
+CHECK_LABEL = b"ichimai-bridge-check-v1"
 NONCE_BYTES = 32
 
 Suffix = Literal["enter", "tab", "none"]
 SUFFIXES: tuple[str, ...] = ("enter", "tab", "none")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# A JSON string token (possessive: linear on any input) or a bracket outside one.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 
 
 class ProtocolError(ValueError):
@@ -98,7 +119,16 @@ def unb64u(text: str) -> bytes:
 
 def auth_transcript(origin: str, bridge_id: str, nonce: bytes) -> bytes:
     """The bytes a bridge signs to answer a challenge (length-prefixed fields)."""
-    out = bytearray(AUTH_LABEL)
+    return _transcript(AUTH_LABEL, origin, bridge_id, nonce)
+
+
+def check_transcript(origin: str, bridge_id: str, nonce: bytes) -> bytes:
+    """The bytes a bridge signs to ask whether it is still allowed (its own nonce)."""
+    return _transcript(CHECK_LABEL, origin, bridge_id, nonce)
+
+
+def _transcript(label: bytes, origin: str, bridge_id: str, nonce: bytes) -> bytes:
+    out = bytearray(label)
     for part in (origin.encode(), bridge_id.encode(), nonce):
         out += len(part).to_bytes(2, "big") + part
     return bytes(out)
@@ -234,13 +264,62 @@ class TypeCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Sip2ConfigureCommand:
+    """Platform -> bridge: use these SIP2 settings (replacing any), connect and log in.
+
+    The answer is a Sip2Result with the 98 ACS Status projection, or an Error whose code
+    is a bridge.sip2_wire.Sip2Code; the settings are kept either way (a system that is
+    down now is tried again at the next exchange).
+    """
+
+    config: Sip2Config
+    id: str = field(default_factory=new_id)
+
+    def __repr__(self) -> str:
+        return f"Sip2ConfigureCommand(id={self.id!r}, {self.config!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Sip2Command:
+    """Platform -> bridge: one SIP2 exchange through the bridge's SIP2 firewall.
+
+    `frame`: the request as SIP2 text (99, 63, 35, or 23); `sealed`: the patron's
+    password (AD), sealed by the browser for (bridge id, "sip2-patron", this frame's id).
+    """
+
+    frame: str
+    sealed: Mapping[str, str | int] | None = None
+    id: str = field(default_factory=new_id)
+
+    def __repr__(self) -> str:
+        return f"Sip2Command(id={self.id!r}, command={self.frame[:2]!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Sip2Result:
+    """Bridge -> platform: what the library system answered, projected (never the reply)."""
+
+    projection: Projection
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
-    """Bridge -> platform: a command succeeded; responses in order."""
+    """Bridge -> platform: a command succeeded; responses in order.
+
+    `tries_left`: for a verify, the tries read before the VERIFY; for a batch, what its
+    tries read answered (absent when it read none, or the PIN is verified).
+    `last_try_armed`: set when the command left the card at one try left: True when the
+    bridge would now send the last try (the card was re-tapped since one try left was
+    first seen, and that try is not used yet), False when the card must first be taken
+    off the reader and put back.
+    """
 
     responses: tuple[Response, ...] = ()
     reader: str | None = None
     epoch: int | None = None
     tries_left: int | None = None
+    last_try_armed: bool | None = None
     id: str = field(default_factory=new_id)
 
 
@@ -252,6 +331,14 @@ class Error:
     message: str = ""
     tries_left: int | None = None
     id: str = field(default_factory=new_id)
+
+
+# `error` codes the platform sends on /ws/bridge just before it closes a socket for load
+# or abuse. They say "come back later", not "pair again": the bridge waits the upper
+# half of its back-off range before its next connection (bridge/client.py).
+BUSY = "busy"  # too many sockets waiting to authenticate (from this address, or at all)
+AUTH_TIMEOUT = "auth_timeout"  # the challenge was not answered in time
+RATE_LIMITED = "rate_limited"  # an authenticated bridge sent frames too fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,12 +367,16 @@ Frame = (
     | BatchCommand
     | VerifyCommand
     | TypeCommand
+    | Sip2ConfigureCommand
+    | Sip2Command
     | Result
+    | Sip2Result
     | Error
     | Ping
     | Pong
 )
-COMMANDS = (BatchCommand, VerifyCommand, TypeCommand)
+COMMANDS = (BatchCommand, VerifyCommand, TypeCommand, Sip2ConfigureCommand, Sip2Command)
+ANSWERS = (Result, Sip2Result, Error)
 EVENTS = (ReaderAdded, ReaderRemoved, CardInserted, CardRemoved)
 
 
@@ -304,11 +395,31 @@ def decode(text: str | bytes) -> Frame:
     """Parse and validate one frame; RemoteProtocolError on anything out of bounds."""
     if len(text) > MAX_FRAME_BYTES:
         raise RemoteProtocolError(f"frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RemoteProtocolError("frame is not UTF-8") from exc
+    if _depth(text) > MAX_DEPTH:
+        raise RemoteProtocolError(f"frame nests deeper than {MAX_DEPTH}")
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise RemoteProtocolError("frame is not JSON") from exc
     return _from_json(obj)
+
+
+def _depth(text: str) -> int:
+    """How deeply a JSON text's arrays and objects nest (brackets in strings do not count)."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(text):
+        found = match.group()
+        if found in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif found in ("]", "}"):
+            depth -= 1
+    return deepest
 
 
 # -- pieces shared with the platform's bus messages ----------------------------------
@@ -420,6 +531,9 @@ _TYPES: dict[type, str] = {
     BatchCommand: "batch",
     VerifyCommand: "verify",
     TypeCommand: "type",
+    Sip2ConfigureCommand: "sip2_configure",
+    Sip2Command: "sip2",
+    Sip2Result: "sip2_result",
     Result: "result",
     Error: "error",
     Ping: "ping",
@@ -446,17 +560,21 @@ _FIELDS: dict[type, dict[str, str]] = {
         "epoch": "?count",
     },
     TypeCommand: {"text": "text", "suffix": "suffix", "allowed": "text"},
+    Sip2ConfigureCommand: {"config": "sip2_config"},
+    Sip2Command: {"frame": "sip2_frame", "sealed": "?envelope"},
+    Sip2Result: {"projection": "projection"},
     Result: {
         "responses": "responses",
         "reader": "?name",
         "epoch": "?count",
         "tries_left": "?tries",
+        "last_try_armed": "?bool",
     },
     Error: {"code": "code", "message": "message", "tries_left": "?tries"},
     Ping: {},
     Pong: {},
 }
-_CODE_RE = re.compile(r"^[a-z_]{1,32}$")
+_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # sip2_... codes have a digit
 
 
 def _to_json(frame: Frame) -> dict[str, Any]:
@@ -493,6 +611,10 @@ def _put(kind: str, value: Any) -> Any:
         ]
     if kind == "envelope":
         return dict(value)
+    if kind == "sip2_config":
+        return config_to_json(value)
+    if kind == "projection":
+        return projection_to_json(value)
     return value
 
 
@@ -576,6 +698,17 @@ def _get(kind: str, value: Any, name: str) -> Any:
         return _readers(value)
     if kind == "envelope":
         return _envelope(value)
+    if kind in ("sip2_config", "sip2_frame", "projection"):
+        try:
+            if kind == "sip2_config":
+                return config_from_json(value, envelope=lambda v, _name: _envelope(v))
+            if kind == "sip2_frame":
+                return check_frame_text(value)
+            return projection_from_json(value)
+        except RemoteProtocolError:
+            raise
+        except ValueError as exc:
+            raise RemoteProtocolError(f"{name}: {exc}") from None
     raise AssertionError(kind)  # pragma: no cover
 
 

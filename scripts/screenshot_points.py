@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 from werkzeug.serving import make_server
 
 from webapp import create_app, db
-from webapp.points import programs, spend
+from webapp.points import causes, programs, spend
 from webapp.points.demo import build_city
 from webapp.points.directory import KnownMyKeyIds
+from webapp.points.models import CauseKind, MissPolicy
+from webapp.points.officer import Officer
+from webapp.points.officer.causes import add_cause
 from webapp.staff import services as staff_services
 from webapp.staff.models import Role
 
@@ -37,6 +41,19 @@ def _seed(app: object) -> None:
         staff_services.create_staff(
             s, "officer", PASSWORD, Role.POINTS_OFFICER, municipality_id=city.muni.id
         )
+        who = Officer(city.muni.id, "officer")
+        relief = add_cause(
+            s, who, code="RELIEF", name="災害復興支援", description="豪雨災害の復旧に使われます。",
+            kind=CauseKind.CAUSE, goal_points=None, ends_at=None, miss_policy=MissPolicy.RETURN,
+            fresh_days=30,
+        )  # fmt: skip
+        hall = add_cause(
+            s, who, code="HALL", name="町民ホールの改修", description="", kind=CauseKind.PROJECT,
+            goal_points=50_000, ends_at=datetime.now(UTC) + timedelta(days=60),
+            miss_policy=MissPolicy.RETURN, fresh_days=30,
+        )  # fmt: skip
+        causes.donate(s, relief.id, "CAROL789", 200, key="give1")
+        causes.donate(s, hall.id, "BOB23456", 100, key="give2")
         staff_services.create_staff(
             s, "shop", PASSWORD, Role.MERCHANT_STAFF, merchant_id=city.museum.id
         )
@@ -80,6 +97,15 @@ def main() -> None:
         _login(page, base, "officer")
         _shoot(page, base, "/points/municipality", "municipality")
         _shoot(page, base, "/points/grants", "grants")
+        _shoot(page, base, "/points/causes", "causes")
+        _shoot(page, base, "/points/causes/2", "cause-project")
+        for lang in ("ja", "en"):
+            page.goto(f"{base}/points/causes?lang={lang}")
+            page.select_option("select[name=kind]", "project")
+            page.fill("input[name=code]", "NEWPROJ")
+            page.fill("input[name=name]", "図書館の絵本")
+            page.click("form button.primary")
+            page.screenshot(path=str(OUT / f"causes-refused-{lang}.png"), full_page=True)
         for lang in ("ja", "en"):
             page.goto(f"{base}/points/grants?lang={lang}")
             page.set_input_files("input[type=file]", str(bad))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,13 @@ def _ping_if_idle(engine: Engine) -> Any:
     return checkout
 
 
+def _name_connection(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    """`application_name` = ichimai-<pid>: pg_stat_activity shows which worker process
+    holds each backend (what an operator looks at when one hangs; the fault tests find
+    the worker serving a request this way)."""
+    cparams.setdefault("application_name", f"ichimai-{os.getpid()}")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with WAL and foreign keys on SQLite.
 
@@ -76,6 +84,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=40)
+    event.listen(engine, "do_connect", _name_connection)
     event.listen(engine, "checkin", _stamp_checkin)
     event.listen(engine, "checkout", _ping_if_idle(engine))
     return engine

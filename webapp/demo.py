@@ -36,14 +36,30 @@ from werkzeug.serving import BaseWSGIServer
 from bridge.vcard.cardfile import CardFile, card_data_from_issued
 from bridge.vcard.jlis import DemoJLIS
 
-from . import create_app, db
+from . import create_app, db, library_demo
+from .bus import get_bus
 from .cardflow import verifier_for
-from .demo_data import ensure_providers, library_number
+from .cardflow.cli import CRL_CHANNEL
+from .demo_data import (
+    CITY_ADMIN_LOGIN,
+    LOGINS,
+    OFFICER_LOGIN,
+    TILL_LOGIN,
+    ensure_providers,
+    library_number,
+)
 from .demo_reader import DemoCardInfo, DemoReaders, DemoTerminal
-from .devserver import local_server
+from .demo_shop import create_shop
+from .devserver import local_server, serve_app
 from .identity import services as identity
+from .identity.models import Verification
 from .points import programs as points_programs
+from .points.checkout import start_delivery_loop
+from .points.checkout.demo import DemoShopAccount, build_shop
 from .points.demo import build_city
+from .providers.models import Provider
+from .scaled import ScaledPlatform, free_port, scaled_settings, scratch_database
+from .sip2.demo import connect_demo_library
 from .staff import services as staff_services
 from .staff.models import Role
 from .terminals import get_registry
@@ -53,17 +69,9 @@ from .terminals.models import TerminalKind
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PIN = "1234"
 SIGN_PASSWORD = "ABC123"  # noqa: S105 - the demo cards' published signing password
-LOGINS = {
-    "admin": ("ichimai-admin-demo", Role.PLATFORM_ADMIN),
-    "library-admin": ("ichimai-library-demo", Role.PROVIDER_ADMIN),
-    "counter": ("ichimai-counter-demo", Role.COUNTER_STAFF),
-}
-# The museum's shop till (加盟店レジ): a merchant staff login of the demo city's museum.
-TILL_LOGIN = ("museum-till", "ichimai-till-demo")
-# The demo city's points officer (ポイント担当): programs, grants, CSV, reports.
-OFFICER_LOGIN = ("city-points", "ichimai-points-demo")
-# (local government code, name); 131999 is no real city's code: its check digit is wrong.
-DEMO_CITY = ("131999", "いちまい市")
+# (local government code, name): 131997 has a valid check digit, but no municipality has
+# the number 13199 (Tokyo's wards and cities end at 13421), so it is no real city's code.
+DEMO_CITY = ("131997", "いちまい市")
 TERMINAL_NAMES = {
     TerminalKind.COUNTER: "カウンター1",
     TerminalKind.KIOSK: "キオスク1",
@@ -173,8 +181,18 @@ class DemoStack:
         idle_seconds: float = 60,
         use_pcsc: bool = True,
         extra_config: dict[str, Any] | None = None,
+        deployment: str = "embedded",
+        pg_server: str | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.home = Path(home)
+        # The scaled deployment's servers (default: the test PostgreSQL and Redis).
+        self.pg_server = pg_server
+        self.redis_url = redis_url
+        self.deployment = deployment  # "embedded", or "scaled" (gunicorn, PostgreSQL, Redis)
+        self.scaled: ScaledPlatform | None = None
+        self._database: Any = None
+        self._settings: list[str] = []
         self.port = port
         self.harness = harness
         self._own_harness = harness is None
@@ -188,7 +206,15 @@ class DemoStack:
         self.app: Flask | None = None
         self.server: BaseWSGIServer | None = None
         self.readers: DemoReaders | None = None
+        self.library_id = 0
+        self.library_system: library_demo.DemoLibrary | None = None
         self.url = ""
+        # The demo online shop (webapp/demo_shop.py), on a port of its own.
+        self.shop_server: BaseWSGIServer | None = None
+        self.shop_url = ""
+        self.shop_app: Flask | None = None
+        self.shop_account: DemoShopAccount | None = None
+        self._webhook_loop: threading.Event | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -209,9 +235,10 @@ class DemoStack:
         self.jlis.revoke(self.issued["revoked"].auth_cert_der)
 
     def _build_app(self) -> Flask:
-        config = {
+        config: dict[str, Any] = {
             "DATABASE_URL": f"sqlite:///{self.home / 'ichimai.db'}",
             "BUS_URL": "memory://",
+            "PLATFORM_ORIGIN": self.url,
             "DEMO_MODE": True,
             "DEMO_JLIS_DIR": str(self.jlis.directory),
             "JPKI_CRL_SOURCES": [str(self.jlis.directory / "auth.crl")],
@@ -220,6 +247,12 @@ class DemoStack:
             "BRIDGE_FLUSH_INTERVAL": 2.0,
             **self.extra_config,
         }
+        if self.deployment == "scaled":
+            self._database = (
+                scratch_database(self.pg_server) if self.pg_server else scratch_database()
+            )
+            config.update(scaled_settings(self._database.__enter__(), redis_url=self.redis_url))
+        self._settings = sorted(config)
         app = create_app(config)
         db.create_all(app)
         return app
@@ -238,8 +271,17 @@ class DemoStack:
                 self.terminals[kind] = terminal.id
             card = verifier.identify(self.issued["registered"].auth_cert_der)
             mykey, _ = identity.open_or_create(s, card.card_key, card.not_after)
-            identity.link(s, mykey.id, demo.library, library_number(1), demo.library.terms_version)
+            # Linked earlier at the counter, the library card checked by staff.
+            identity.link(
+                s,
+                mykey.id,
+                demo.library,
+                library_number(1),
+                demo.library.terms_version,
+                Verification.STAFF,
+            )
             self.registered_mykey = mykey.id
+            self.library_id = demo.library.id
             self._seed_till(app, s, demo.museum.id, mykey.id)
 
     def _seed_till(self, app: Flask, s: Session, provider_id: int, mykey_id: str) -> None:
@@ -255,6 +297,7 @@ class DemoStack:
             merchant_id=city.museum.id,
         )
         self.terminals[TerminalKind.MERCHANT] = till.id
+        self.shop_account = build_shop(s, city.muni.id, self.shop_url)
         login, password = TILL_LOGIN
         staff_services.create_staff(
             s, login, password, Role.MERCHANT_STAFF, merchant_id=city.museum.id
@@ -262,6 +305,10 @@ class DemoStack:
         login, password = OFFICER_LOGIN
         staff_services.create_staff(
             s, login, password, Role.POINTS_OFFICER, municipality_id=city.muni.id
+        )
+        login, password = CITY_ADMIN_LOGIN
+        staff_services.create_staff(
+            s, login, password, Role.MUNICIPAL_ADMIN, municipality_id=city.muni.id
         )
         points_programs.grant(
             s,
@@ -272,11 +319,25 @@ class DemoStack:
         )
         s.commit()
 
-    def _serve(self, app: Flask) -> None:
-        self.server = local_server(app, self.port)
-        self.port = self.server.server_port
+    def _listen(self) -> None:
+        """Take the port first: the platform's origin (signed by every card) names it."""
+        if self.deployment == "scaled":
+            self.port = self.port or free_port()
+        else:
+            self.server = local_server(None, self.port)
+            self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        app.config["PLATFORM_ORIGIN"] = self.url
+        self.shop_server = local_server(None, 0)
+        self.shop_url = f"http://127.0.0.1:{self.shop_server.server_port}"
+
+    def _serve(self, app: Flask) -> None:
+        if self.deployment == "scaled":
+            settings = {k: app.config[k] for k in self._settings}
+            self.scaled = ScaledPlatform(settings, port=self.port, log=self.home / "gunicorn.log")
+            self.scaled.start()
+            return
+        assert self.server is not None  # noqa: S101 - _listen first
+        serve_app(self.server, app)
         thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         thread.start()
 
@@ -327,14 +388,13 @@ class DemoStack:
 
     def wait_ready(self, terminal_id: int, timeout: float = 20.0) -> None:
         """Wait until the terminal's bridge is connected and has reported its readers."""
-        from .bus import get_bus
         from .terminals.remote import RemoteTransport
 
         assert self.app is not None  # noqa: S101
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if RemoteTransport(get_bus(self.app), terminal_id, timeout=2).status().get("ready"):
+                if RemoteTransport(get_bus(self.app), terminal_id, timeout=2).status().ready:
                     return
             except Exception:  # noqa: S110 - not connected yet
                 pass
@@ -345,6 +405,7 @@ class DemoStack:
         assert self.app is not None  # noqa: S101
         self.jlis.revoke(self.issued[card].auth_cert_der)
         verifier_for(self.app).revocation.refresh_all()
+        get_bus(self.app).publish(CRL_CHANNEL, {"refresh": True})  # every worker
 
     def refresh_crls(self) -> None:
         """Publish fresh demo CRLs (they live a day) and have the verifier load them."""
@@ -358,6 +419,7 @@ class DemoStack:
             shutil.rmtree(self.home)
         self.home.mkdir(parents=True, mode=0o700)
         self._issue_cards()
+        self._listen()
         self.app = self._build_app()
         self._serve(self.app)
         self._seed(self.app)
@@ -381,13 +443,56 @@ class DemoStack:
             list(self.cards.values()), slots, mode=self.mode, revoke=self._revoke
         )
         self.readers.revoked.add("revoked")  # revoked at issue, above
-        self.app.extensions["demo_readers"] = self.readers
+        self._connect_library_system()
+        self._start_shop()
+        if self.scaled is not None:
+            self._served = self.readers.serve(get_bus(self.app))  # the workers' panels
+        else:
+            self.app.extensions["demo_readers"] = self.readers
         return self
+
+    def _start_shop(self) -> None:
+        """The demo online shop on its own port, and the webhook deliveries to it (a
+        deployment runs `flask points deliver-webhooks --loop` instead)."""
+        assert self.shop_server is not None and self.shop_account is not None  # noqa: S101
+        self.shop_app = create_shop(
+            self.url, self.shop_account.api_key, self.shop_account.signing_secret, self.shop_url
+        )
+        serve_app(self.shop_server, self.shop_app)
+        threading.Thread(target=self.shop_server.serve_forever, daemon=True).start()
+        assert self.app is not None  # noqa: S101
+        self._webhook_loop = start_delivery_loop(self.app, interval=1.0)
+
+    def _connect_library_system(self) -> None:
+        """The demo library's own system (SIP2, webapp/library_demo.py), reached through
+        the counter's bridge: citizens verify their library number with its password."""
+        self.library_system = library_demo.DemoLibrary().start()
+        with self.app.app_context(), db.new_session() as s:
+            library = s.get(Provider, self.library_id)
+            assert library is not None  # noqa: S101 - seeded above
+            connect_demo_library(
+                s,
+                library,
+                self.terminals[TerminalKind.COUNTER],
+                host=self.library_system.host,
+                port=self.library_system.port,
+            )
 
     def stop(self) -> None:
         """Take the cards out, stop the bridges, the server and (if ours) pcscd."""
         if self.readers is not None:
             self.readers.close()
+        if self.library_system is not None:
+            self.library_system.stop()
+            self.library_system = None
+        if self._webhook_loop is not None:
+            self._webhook_loop.set()
+            self._webhook_loop = None
+        if self.shop_server is not None:
+            if self.shop_app is not None:
+                self.shop_server.shutdown()
+            self.shop_server.server_close()
+            self.shop_server = None
         for bridge in self.bridges.values():
             bridge.stop()
         if self.app is not None:
@@ -395,6 +500,14 @@ class DemoStack:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        if self.scaled is not None:
+            self.scaled.stop()
+            self.scaled = None
+        if self._database is not None and self.app is not None:
+            get_bus(self.app).close()
+            self.app.extensions["db_engine"].dispose()
+            self._database.__exit__(None, None, None)
+            self._database = None
         if self._own_harness and self.harness is not None:
             self.harness.stop()
 
@@ -415,6 +528,8 @@ class DemoStack:
         lines.append(f"    {till_login:<15} {till_password:<22} {Role.MERCHANT_STAFF.value}")
         officer_login, officer_password = OFFICER_LOGIN
         lines.append(f"    {officer_login:<15} {officer_password:<22} {Role.POINTS_OFFICER.value}")
+        city_login, city_password = CITY_ADMIN_LOGIN
+        lines.append(f"    {city_login:<15} {city_password:<22} {Role.MUNICIPAL_ADMIN.value}")
         lines += [
             f"  kiosk           sign in as admin, Terminals, 'Open as kiosk on this device' "
             f"(or the button on {self.url}/demo/reader)",
@@ -426,6 +541,13 @@ class DemoStack:
             + ", ".join(f"{c.name} ({c.label_en})" for c in self.cards.values()),
             f"  registered card MyKey ID {self.registered_mykey}, library number "
             f"{library_number(1)}",
+            f"  library system  SIP2 on {self.library_system.host}:{self.library_system.port}"
+            if self.library_system
+            else "  library system  (not started)",
+            "    a kiosk verifies these library numbers with their passwords: "
+            + ", ".join(f"{p.number} / {p.password}" for p in library_demo.PATRONS[1:] if p.valid),
+            f"  online shop     {self.shop_url}/  (a separate demo shop: buy with points; "
+            "pay at home on /checkout with your card reader, then refund on the order page)",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The demo's virtual reader panel (/demo/reader): tap and remove demo cards per terminal.
 
 Demo mode only: the blueprint is registered only when DEMO_MODE is on, and answers 404
-unless the demo runner (webapp/demo.py) attached a `DemoReaders` to the app. In PC/SC mode
+unless the demo runner (webapp/demo.py) attached a `DemoReaders` to the app, or serves
+them on the bus to the workers of a scaled deployment (`DemoReaders.serve`). In PC/SC mode
 a tap inserts the card file into that terminal's vpcd reader (the real PC/SC path through
 pcscd and the bridge); in the `--sim` fallback it restarts the terminal's bridge with
 the card.
@@ -19,7 +20,13 @@ from typing import Any, Protocol
 from flask import Blueprint, abort, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from .bus import Bus, BusError, Subscription, get_bus
+
 bp = Blueprint("demo_reader", __name__, url_prefix="/demo")
+# The demo runner serves its readers on this bus channel: with several workers (gunicorn),
+# the panel of whichever worker answers taps the cards of the runner's process.
+DEMO_CHANNEL = "demo.readers"
+DEMO_TIMEOUT = 30.0
 
 
 class ReaderSlot(Protocol):
@@ -122,12 +129,102 @@ class DemoReaders:
             self.remove(terminal)
         self._worker.shutdown()
 
+    def view(self) -> dict[str, Any]:
+        """The panel's state as JSON (for workers that reach the readers over the bus)."""
+        return {
+            "mode": self.mode,
+            "cards": [
+                {"name": c.name, "label_ja": c.label_ja, "label_en": c.label_en}
+                for c in self.cards.values()
+            ],
+            "terminals": [
+                {"terminal_id": t.terminal_id, "kind": t.kind, "name": t.name, "card": t.card}
+                for t in self.terminals.values()
+            ],
+            "revoked": sorted(self.revoked),
+        }
 
-def _readers() -> DemoReaders:
-    readers = current_app.extensions.get("demo_readers")
-    if not current_app.config.get("DEMO_MODE") or readers is None:
+    def serve(self, bus: Bus) -> Subscription:
+        """Answer the panel of every worker (gunicorn, several processes) on the bus."""
+
+        def handle(message: dict[str, Any]) -> dict[str, Any]:
+            op, terminal, card = message.get("op"), message.get("terminal"), message.get("card")
+            if op == "tap" and terminal in self.terminals and card in self.cards:
+                self.tap(int(terminal), str(card))
+            elif op == "remove" and terminal in self.terminals:
+                self.remove(int(terminal))
+            elif op == "revoke" and card in self.cards:
+                self.revoke(str(card))
+            return self.view()
+
+        return bus.serve(DEMO_CHANNEL, handle)
+
+
+class RemoteDemoReaders:
+    """The demo readers of the demo runner's process, as a worker's panel sees them."""
+
+    def __init__(self, bus: Bus, view: dict[str, Any]) -> None:
+        self.bus = bus
+        self._apply(view)
+
+    @classmethod
+    def fetch(cls, bus: Bus) -> RemoteDemoReaders | None:
+        """The readers, if the demo runner serves them (None: not a demo runner's platform)."""
+        try:
+            return cls(bus, bus.request(DEMO_CHANNEL, {"op": "view"}, DEMO_TIMEOUT))
+        except BusError:
+            return None
+
+    def _apply(self, view: dict[str, Any]) -> None:
+        self.mode = str(view.get("mode", ""))
+        self.cards = {
+            c["name"]: DemoCardInfo(c["name"], c["label_ja"], c["label_en"], Path())
+            for c in view.get("cards", [])
+        }
+        self.terminals = {
+            t["terminal_id"]: DemoTerminal(
+                t["terminal_id"], t["kind"], t["name"], _NoSlot(), t["card"]
+            )
+            for t in view.get("terminals", [])
+        }
+        self.revoked = set(view.get("revoked", []))
+
+    def _ask(self, **message: Any) -> None:
+        self._apply(self.bus.request(DEMO_CHANNEL, message, DEMO_TIMEOUT))
+
+    def tap(self, terminal_id: int, card: str) -> None:
+        """Put a demo card on a terminal's reader."""
+        self._ask(op="tap", terminal=terminal_id, card=card)
+
+    def remove(self, terminal_id: int) -> None:
+        """Take the card off a terminal's reader."""
+        self._ask(op="remove", terminal=terminal_id)
+
+    def revoke(self, card: str) -> None:
+        """Report a demo card lost."""
+        self._ask(op="revoke", card=card)
+
+
+class _NoSlot:
+    """A reader slot held by another process (only its state is shown here)."""
+
+    def put(self, card: Path) -> None:
+        raise RuntimeError("the reader is the demo runner's")
+
+    def take(self) -> None:
+        raise RuntimeError("the reader is the demo runner's")
+
+
+def _readers() -> DemoReaders | RemoteDemoReaders:
+    if not current_app.config.get("DEMO_MODE"):
         abort(404)
-    return readers  # type: ignore[no-any-return]
+    readers = current_app.extensions.get("demo_readers")
+    if readers is not None:
+        return readers  # type: ignore[no-any-return]
+    remote = RemoteDemoReaders.fetch(get_bus(current_app))
+    if remote is None:
+        abort(404)
+    return remote
 
 
 @bp.get("/reader")

@@ -37,6 +37,23 @@ def _closing(iterable: Iterable[bytes]) -> Iterator[bytes]:
             close()
 
 
-def local_server(app: WSGIApp, port: int = 0) -> BaseWSGIServer:
-    """A threaded werkzeug server for `app` on 127.0.0.1:`port` (0: a free port)."""
-    return make_server("127.0.0.1", port, CloseResponses(app), threaded=True)
+def local_server(app: WSGIApp | None, port: int = 0) -> BaseWSGIServer:
+    """A threaded werkzeug server for `app` on 127.0.0.1:`port` (0: a free port).
+
+    `app` may be None and given later with `serve_app`: the port (and so the platform's
+    origin, which the app's verifier binds into every signature) is known first.
+    """
+    server = make_server("127.0.0.1", port, _not_ready, threaded=True)
+    if app is not None:
+        serve_app(server, app)
+    return server
+
+
+def serve_app(server: BaseWSGIServer, app: WSGIApp) -> None:
+    """Serve `app` on a server made by `local_server`."""
+    server.app = CloseResponses(app)
+
+
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]

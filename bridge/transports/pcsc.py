@@ -16,6 +16,7 @@ Never logs APDU data: a VERIFY carries the PIN.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -46,6 +47,9 @@ _SW1_MORE_DATA = 0x61
 _SW1_WRONG_LE = 0x6C
 # Bound on GET RESPONSE rounds: 64 x 256 bytes covers any JPKI answer many times over.
 _MAX_GET_RESPONSE = 64
+# How long a failed transfer waits for the reader to report the card gone (pcscd polls
+# vpcd's presence every 400 ms; a CCID reader reports at once).
+REMOVAL_NOTICE_S = 0.6
 
 
 def _error(hresult: int, doing: str, *, gone: Code = Code.NO_CARD) -> TransportError:
@@ -62,7 +66,8 @@ def _error(hresult: int, doing: str, *, gone: Code = Code.NO_CARD) -> TransportE
 
 def _pci(protocol: int) -> int:
     """The protocol control information for the protocol the card was connected with."""
-    return scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+    pci: int = scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+    return pci
 
 
 class PcscContext:
@@ -96,6 +101,8 @@ class PcscContext:
 
     def card_present(self, reader: str) -> bool:
         """Is there a card in `reader`? (READER_MISSING if no such reader.)"""
+        if self.handle is None:
+            raise TransportError("the PC/SC context was released", code=Code.TRANSPORT)
         hresult, states = scard.SCardGetStatusChange(
             self.handle, 0, [(reader, scard.SCARD_STATE_UNAWARE)]
         )
@@ -186,11 +193,12 @@ class PcscTransport:
             raise _error(hresult, f"connecting to the card in {reader!r}")
         return card, _pci(protocol)
 
-    def close(self) -> None:
+    def close(self, *, reset: bool | None = None) -> None:
         """Disconnect (resetting the card unless told not to) and release the context."""
         card, self._card = self._card, None
         if card is not None:
-            how = scard.SCARD_RESET_CARD if self.reset_on_close else scard.SCARD_LEAVE_CARD
+            reset = self.reset_on_close if reset is None else reset
+            how = scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD
             scard.SCardDisconnect(card, how)
         if self._ctx is not None:
             self._ctx.release()
@@ -265,24 +273,47 @@ class PcscTransport:
             # Command's repr shows the header and lengths only, never the data.
             raise self._lost(hresult, f"sending {command!r}")
         if len(raw) < 2:
-            self.close()
+            self._drop(self._card_absent())
             raise TransportError(f"no status word in the answer to {command!r}")
         return bytes(raw)
 
     def _lost(self, hresult: int, doing: str) -> TransportError:
         """Map a failure on an open card; drop the handle so the next batch reconnects."""
         error = _error(hresult, doing, gone=Code.CARD_REMOVED)
+        gone = error.code in (Code.CARD_REMOVED, Code.NO_CARD)
         if error.code == Code.TRANSPORT and self._card_absent():
             # vpcd and some drivers report a vanished card as a failed transfer first.
             error = TransportError(str(error), code=Code.CARD_REMOVED)
-        self.close()
+            gone = True
+        self._drop(gone)
         return error
 
+    def _drop(self, gone: bool) -> None:
+        """Close after a failed transfer: reset a card that is still there (whatever
+        the failed command left, a verified PIN included, must not outlive it), but
+        never one that has gone. A reset sent while the reader still counts a vanished
+        card as present cannot reach it, and vpcd then stalls the reader for good (the
+        next card is never seen): pulling the card mid-read is what counters do all day.
+        """
+        self.close(reset=self.reset_on_close and not gone)
+
     def _card_absent(self) -> bool:
-        """After a failed transfer: is the card gone from the reader?"""
-        if self._ctx is None or self.reader is None:
-            return False
+        """After a failed transfer: is the card gone from the reader? The reader may
+        report the removal a little after the transfer failed (pcscd polls vpcd every
+        ~400 ms): wait that long for it before taking the card for present."""
+        # The bridge closes this transport from another thread when the removal is
+        # reported: keep our own references, and a closed one means the card is gone.
+        ctx, reader = self._ctx, self.reader
+        if ctx is None or reader is None:
+            return ctx is None
+        deadline = time.monotonic() + REMOVAL_NOTICE_S
         try:
-            return not self._ctx.card_present(self.reader)
+            while ctx.card_present(reader):
+                if time.monotonic() >= deadline:
+                    return False
+                if self._ctx is None:
+                    return True
+                time.sleep(0.02)
         except TransportError:
             return True
+        return True

@@ -5,6 +5,8 @@
         [--birth-date YYYY-MM-DD] [--not-before ISO] [--not-after ISO] [--locked]
         [--text-pin 1234] [--apdu-delay S] [--signature-time S]
     python -m bridge.vcard revoke --ca DIR CARD
+    python -m bridge.vcard renew --ca DIR OLD NEW [--pin 1234] [--sign-password ABC123]
+    python -m bridge.vcard reissue --ca DIR OLD NEW [--pin ...] [--sign-password ...]
     python -m bridge.vcard info CARD
     python -m bridge.vcard attach [--vpcd 127.0.0.1:35963] CARD
 
@@ -72,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--ca", type=Path, required=True, metavar="DIR")
     revoke.add_argument("card", type=Path, metavar="CARD")
 
+    for name, words in (
+        ("renew", "renew a card: NEW gets new certificates, OLD's are superseded"),
+        ("reissue", "replace a lost card: NEW gets new certificates, OLD's are compromised"),
+    ):
+        succeed = sub.add_parser(name, help=words)
+        succeed.add_argument("--ca", type=Path, required=True, metavar="DIR")
+        succeed.add_argument("--pin", help="the new card's PIN (default: the old card's)")
+        succeed.add_argument("--sign-password", help="(default: the old card's)")
+        succeed.add_argument("--not-before", type=_datetime, metavar="ISO")
+        succeed.add_argument("--not-after", type=_datetime, metavar="ISO")
+        succeed.add_argument("old", type=Path, metavar="OLD")
+        succeed.add_argument("new", type=Path, metavar="NEW")
+
     info = sub.add_parser("info", help="print a card's public facts (no PIN, no key)")
     info.add_argument("card", type=Path, metavar="CARD")
 
@@ -121,6 +136,25 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _succeed(args: argparse.Namespace) -> int:
+    from .jlis import DemoJLIS
+
+    old = CardFile.load(args.old).data
+    if args.new.exists():
+        raise FileExistsError(f"{args.new} exists")
+    pin = args.pin or old.auth_pin.value
+    sign_password = args.sign_password or old.sign_password.value
+    check_secrets(pin=pin, sign_password=sign_password)
+    jlis = DemoJLIS.load(args.ca)
+    make = jlis.renew if args.command == "renew" else jlis.reissue
+    issued = make(old, not_before=args.not_before, not_after=args.not_after)
+    data = card_data_from_issued(issued, pin=pin, sign_password=sign_password)
+    CardFile.create(args.new, data)
+    why = "superseded" if args.command == "renew" else "revoked (key compromise)"
+    print(f"card issued: {args.new}; {args.old} {why}; linkage in {args.ca / 'linkage.json'}")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from cryptography import x509
 
@@ -167,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ca": _ca_init,
         "issue": _issue,
         "revoke": _revoke,
+        "renew": _succeed,
+        "reissue": _succeed,
         "info": _info,
         "attach": _attach,
     }

@@ -14,6 +14,12 @@ revocation) and a small JSON state file. Shapes follow shared/docs/jpki-card.md
 (Certificates and revocation): RSA-2048, e = 65537, sha256WithRSAEncryption, validity
 to the holder's 5th birthday after issue, random positive 8-byte serials.
 
+Renewal (更新) and replacement of a lost card (再発行) issue new keys and certificates
+to the same holder, revoke the old ones with CRLReason superseded or keyCompromise, and
+append the pair to `linkage.json` (電子証明書の新旧紐付け: old issuer + serial -> new
+issuer + serial, with dates), signed by a linkage key of its own (`linkage_signer.pem`
+is what a platform trusts for it). The platform turns each pair into card keys.
+
 CRLs are encoded here directly in DER (the same bytes cryptography's builder would
 produce) because the builder copies its list on every added entry, which makes a
 1,000,000-entry CRL for a benchmark take minutes; `crl_der` builds one in ~2 s.
@@ -21,6 +27,7 @@ produce) because the builder copies its list on every added entry, which makes a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -28,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,6 +49,10 @@ DEFAULT_CRL_URL = "http://127.0.0.1:5000/demo-jlis/auth.crl"
 DEFAULT_CRL_VALIDITY = timedelta(days=1)
 STATE_FORMAT = "ichimai-demo-jlis/1"
 DEMO_MARK = "Ichimai demo J-LIS - not for production"
+LINKAGE_FORMAT = "ichimai-demo-jlis-linkage/1"
+LINKAGE_FILE = "linkage.json"  # every old -> new certificate pair, signed
+LINKAGE_KEY_FILE = "linkage_key.pem"
+LINKAGE_SIGNER_FILE = "linkage_signer.pem"  # the platform trusts this for linkage only
 
 # JPKI certificate policies (auth class 30, signing class 20), as on the real cards.
 OID_POLICY_AUTH = ObjectIdentifier("1.2.392.200149.8.5.1.3.30")
@@ -254,10 +265,24 @@ def _extension(oid_der: bytes, value: bytes) -> bytes:
     return _tlv(0x30, _tlv(0x06, oid_der) + _tlv(0x04, value))
 
 
+# CRLReason (RFC 5280 5.3.1) values the fake J-LIS writes.
+REASON_KEY_COMPROMISE = 1  # a lost or stolen card (再発行)
+REASON_SUPERSEDED = 4  # a renewed certificate (更新)
+REASONS = {"key_compromise": REASON_KEY_COMPROMISE, "superseded": REASON_SUPERSEDED}
+
+
+def _crl_entry(serial: int, when: datetime, reason: int | None) -> bytes:
+    if reason is None:
+        return _tlv(0x30, _der_int(serial) + _der_time(when))
+    # crlEntryExtensions: reasonCode (2.5.29.21), an ENUMERATED in an OCTET STRING
+    code = _extension(bytes.fromhex("551d15"), _tlv(0x0A, bytes([reason])))
+    return _tlv(0x30, _der_int(serial) + _der_time(when) + _tlv(0x30, code))
+
+
 def build_crl_der(
     ca_key: rsa.RSAPrivateKey,
     ca_cert: x509.Certificate,
-    entries: Iterable[tuple[int, datetime]],
+    entries: Iterable[tuple[int, datetime] | tuple[int, datetime, int | None]],
     *,
     this_update: datetime,
     next_update: datetime | None,
@@ -266,10 +291,13 @@ def build_crl_der(
 ) -> bytes:
     """A v2 CRL signed by `ca_key` (sha256WithRSA) with crlNumber and AKI extensions.
 
+    An entry is (serial, when) or (serial, when, CRLReason or None);
     `extra_serials` are all revoked at `this_update` (bulk entries for benchmarks);
     `next_update=None` leaves nextUpdate out (X.509 allows it, RFC 5280 does not).
     """
-    parts = [_tlv(0x30, _der_int(serial) + _der_time(when)) for serial, when in entries]
+    parts = [
+        _crl_entry(entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in entries
+    ]
     bulk_date = _der_time(this_update)
     parts.extend(_tlv(0x30, _der_int(serial) + bulk_date) for serial in extra_serials)
     revoked = _tlv(0x30, b"".join(parts)) if parts else b""
@@ -401,8 +429,13 @@ class DemoJLIS:
         birth_date: date | None = None,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
+        holder: dict[str, str] | None = None,
+        my_number: str | None = None,
     ) -> IssuedCard:
-        """Issue a card's two key pairs and certificates to a fake holder."""
+        """Issue a card's two key pairs and certificates to a fake holder (or to `holder`,
+        with `my_number`: a renewal or a replacement card for the same person)."""
+        if holder is not None:
+            birth_date = date.fromisoformat(holder["birth_date"])
         birth = birth_date or _random_birth_date()
         start = (not_before or datetime.now(UTC)).replace(microsecond=0)
         if not_after is None:
@@ -410,7 +443,7 @@ class DemoJLIS:
             end = datetime.combine(last_day, time(23, 59, 59), JST).astimezone(UTC)
         else:
             end = not_after
-        holder = _fake_holder(birth)
+        holder = dict(holder) if holder is not None else _fake_holder(birth)
         auth_key, sign_key = _new_key(), _new_key()
         auth_cert = self.issue_auth_certificate(
             auth_key.public_key(), not_before=start, not_after=end
@@ -423,9 +456,90 @@ class DemoJLIS:
             sign_cert_der=sign_cert,
             sign_key_pem=_key_pem(sign_key),
             sign_ca_der=self.sign_ca_der,
-            my_number=fake_my_number(),
+            my_number=my_number or fake_my_number(),
             holder=holder,
         )
+
+    # renewal and replacement (電子証明書の更新・再発行) and their linkage
+
+    def renew(self, old: PreviousCard, **issue_options: Any) -> IssuedCard:
+        """A renewed card for the holder of `old`: new keys and serials; the old
+        certificates are revoked as superseded and the pair goes into the linkage file."""
+        return self._succeed(old, "renewal", REASON_SUPERSEDED, issue_options)
+
+    def reissue(self, old: PreviousCard, **issue_options: Any) -> IssuedCard:
+        """A replacement for a lost card: the old certificates are revoked for key
+        compromise (whoever holds the old card must never use it again)."""
+        return self._succeed(old, "reissue", REASON_KEY_COMPROMISE, issue_options)
+
+    def _succeed(
+        self, old: PreviousCard, kind: str, reason: int, issue_options: dict[str, Any]
+    ) -> IssuedCard:
+        old_auth = x509.load_der_x509_certificate(old.auth_cert_der)
+        try:
+            old_auth.verify_directly_issued_by(self._ca["auth"].cert)
+        except Exception as exc:
+            raise ValueError("the old card was not issued by this demo J-LIS") from exc
+        if str(old_auth.serial_number) in self._state["revoked"]["auth"]:
+            raise ValueError("the old card's certificate is already revoked")
+        issued = self.issue(holder=old.holder, my_number=old.my_number, **issue_options)
+        new_auth = x509.load_der_x509_certificate(issued.auth_cert_der)
+        self.revoke(old.auth_cert_der, old.sign_cert_der, reason=reason, publish=False)
+        entries = self._state.setdefault("linkage", [])
+        entries.append(
+            {
+                "kind": kind,
+                "at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+                "old": _linkage_side(old_auth),
+                "new": _linkage_side(new_auth),
+            }
+        )
+        self.publish_crls()  # also saves the state
+        self.publish_linkage()
+        return issued
+
+    def linkage_signer(self) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+        """The key that signs the linkage file, and its (self-signed) certificate: a role
+        of its own, apart from the CAs (created at the first renewal)."""
+        key_path = self.directory / LINKAGE_KEY_FILE
+        cert_path = self.directory / LINKAGE_SIGNER_FILE
+        if not key_path.exists():
+            key = _new_key()
+            name = x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JPKI"),
+                    x509.NameAttribute(
+                        NameOID.ORGANIZATIONAL_UNIT_NAME, "certificate linkage (DEMO)"
+                    ),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEMO_MARK),
+                ]
+            )
+            cert = _self_signed_ca(key, name, datetime.now(UTC).replace(microsecond=0))
+            _atomic_write(key_path, _key_pem(key), 0o600)
+            _atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(loaded, rsa.RSAPrivateKey):
+            raise ValueError("the demo linkage key is RSA")
+        return loaded, x509.load_pem_x509_certificate(cert_path.read_bytes())
+
+    def linkage_document(self) -> dict[str, Any]:
+        """Every old -> new pair so far, signed (see `sign_linkage`)."""
+        key, _cert = self.linkage_signer()
+        body = {
+            "format": LINKAGE_FORMAT,
+            "notice": DEMO_MARK,
+            "published_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "entries": list(self._state.get("linkage", [])),
+        }
+        return sign_linkage(body, key)
+
+    def publish_linkage(self) -> Path:
+        """Write DIR/linkage.json (the whole signed list, re-signed on every change)."""
+        path = self.directory / LINKAGE_FILE
+        document = self.linkage_document()
+        _atomic_write(path, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))
+        return path
 
     def issue_auth_certificate(
         self, public_key: rsa.RSAPublicKey, *, not_before: datetime, not_after: datetime
@@ -499,8 +613,17 @@ class DemoJLIS:
 
     # revocation
 
-    def revoke(self, auth_cert_der: bytes, sign_cert_der: bytes | None = None) -> None:
-        """Revoke a card's certificates (a lost card) and re-publish both CRLs."""
+    def revoke(
+        self,
+        auth_cert_der: bytes,
+        sign_cert_der: bytes | None = None,
+        *,
+        reason: int | None = None,
+        publish: bool = True,
+    ) -> None:
+        """Revoke a card's certificates (a lost card) and re-publish both CRLs.
+
+        `reason` is the CRLReason written into the entries (none by default)."""
         now = datetime.now(UTC).replace(microsecond=0)
         pairs: list[tuple[Side, bytes]] = [("auth", auth_cert_der)]
         if sign_cert_der is not None:
@@ -512,7 +635,12 @@ class DemoJLIS:
             except Exception as exc:  # wrong issuer name or signature
                 raise ValueError(f"not a certificate of this demo {side} CA") from exc
             self._state["revoked"][side][str(cert.serial_number)] = now.isoformat()
-        self.publish_crls()
+            if reason is not None:
+                self._state.setdefault("reasons", {}).setdefault(side, {})[
+                    str(cert.serial_number)
+                ] = reason
+        if publish:
+            self.publish_crls()
 
     def revoked_serials(self, side: Side = "auth") -> frozenset[int]:
         """Serial numbers revoked so far on one side."""
@@ -531,8 +659,9 @@ class DemoJLIS:
         ca = self._ca[side]
         start = (this_update or datetime.now(UTC)).replace(microsecond=0)
         end = next_update or start + self.crl_validity
+        reasons = self._state.get("reasons", {}).get(side, {})
         entries = [
-            (int(serial), datetime.fromisoformat(when))
+            (int(serial), datetime.fromisoformat(when), reasons.get(serial))
             for serial, when in self._state["revoked"][side].items()
         ]
         return build_crl_der(
@@ -566,6 +695,40 @@ class DemoJLIS:
     def sign_crl_der(self) -> bytes:
         """The published signing CRL (DIR/sign.crl)."""
         return (self.directory / "sign.crl").read_bytes()
+
+
+class PreviousCard(Protocol):
+    """What a renewal needs of the old card (a CardData has it)."""
+
+    @property
+    def auth_cert_der(self) -> bytes: ...
+    @property
+    def sign_cert_der(self) -> bytes: ...
+    @property
+    def my_number(self) -> str: ...
+    @property
+    def holder(self) -> dict[str, str]: ...
+
+
+def _linkage_side(cert: x509.Certificate) -> dict[str, str]:
+    """Issuer Name DER (base64) and serial INTEGER content (hex), as the card key is made
+    of them (webapp/jpki/cardkey.py), with the certificate's end of validity."""
+    return {
+        "issuer": base64.b64encode(cert.issuer.public_bytes()).decode("ascii"),
+        "serial": _der_int(cert.serial_number)[2:].hex(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+def linkage_payload(body: dict[str, Any]) -> bytes:
+    """The bytes a linkage signature covers: the body as canonical JSON."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_linkage(body: dict[str, Any], key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    """The body with its signature (RSA PKCS#1 v1.5, SHA-256, over `linkage_payload`)."""
+    signature = key.sign(linkage_payload(body), padding.PKCS1v15(), hashes.SHA256())
+    return {"body": body, "signature": base64.b64encode(signature).decode("ascii")}
 
 
 def _self_signed_ca(key: rsa.RSAPrivateKey, name: x509.Name, now: datetime) -> x509.Certificate:

@@ -1,14 +1,20 @@
 // The librarian's tab. Card events arrive on /ws/terminal at once (/terminal/status is the
-// polling fallback); a tapped card is looked up with one POST; the number is shown large
-// (A), as a barcode (B) or typed by the bridge (C). In PIN mode the card holder types the
-// PIN on this tab's pad; it is sealed to the bridge (seal.js) and never leaves in clear.
-import { sealPin } from "./seal.js";
+// polling fallback). Without a PIN the platform reads the tapped card by itself and pushes
+// the number here ("number" events): this tab asks nothing. With a PIN, the card holder
+// types it on this tab's pad; it is sealed to the bridge (seal.js) and the flow runs on the
+// server (/flow, flow.js). The number is shown large (A), as a barcode (B) or typed by the
+// bridge (C).
+import { completePin, connect, flow } from "./flow.js";
 
 const root = document.getElementById("counter");
 const T = JSON.parse(document.getElementById("counter-strings").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 3000;
+const PURPOSE = {
+  lookup: root.dataset.purposeLookup,
+  link: root.dataset.purposeLink,
+  verify: root.dataset.purposeVerify,
+};
 
 const state = {
   epoch: null, // the card session being served
@@ -17,11 +23,12 @@ const state = {
   pin: "",
   prompt: null,
   online: null,
+  reader: null, // "online" | "offline" | "unpaired"
   pushed: 0, // events received on the socket
   polls: 0, // status polls answered (tests wait on it)
   hasResult: false,
   history: [],
-  times: {}, // Date.now() at the last card event, request and answer (benches read it)
+  times: {}, // Date.now() at the last card event and answer (benches read it)
 };
 window.counter = state; // tests read the state history
 
@@ -48,23 +55,22 @@ function hide(...ids) {
   for (const id of ids) $(id).hidden = true;
 }
 
-async function api(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-    body: JSON.stringify(body || {}),
-    credentials: "same-origin",
-  });
-  if (!response.ok) {
-    return { ok: false, code: "transport", title: String(response.status), tone: "error", icon: "!" };
-  }
-  return response.json();
-}
-
 // -- outcomes ----------------------------------------------------------------------
 
 function clearResult() {
-  hide("result", "result-digits", "result-barcode", "result-typed", "result-notes", "offer-link");
+  hide(
+    "result",
+    "result-digits",
+    "result-barcode",
+    "result-typed",
+    "result-notes",
+    "result-unverified",
+    "result-patron",
+    "verify-link",
+    "offer-link",
+  );
+  state.unverified = null;
+  state.shown = null;
   $("result-barcode").innerHTML = "";
   state.hasResult = false;
 }
@@ -72,17 +78,17 @@ function clearResult() {
 function showFailure(info) {
   hide("pin", "link");
   clearResult();
-  status(info.tone || "error", info.icon || "!", info.title, info.explanation, info.action);
+  status(info.tone || "error", info.icon || "!", info.title || info.code, info.message, info.action);
   $("offer-link").hidden = !info.offer_link;
   setState(`error:${info.code}`);
   $("status-title").focus();
 }
 
-function showResult(data) {
-  const r = data.result;
+function showResult(r, { linked = false, notice = null, verifiedNow = false } = {}) {
   hide("pin", "link", "offer-link");
   clearResult();
   $("result").hidden = false;
+  state.shown = r.number;
   const digits = r.mode === "A" || (r.mode === "C" && !r.typed) || (r.mode === "B" && !r.barcode_svg);
   if (digits) {
     $("result-number").textContent = r.number;
@@ -105,16 +111,24 @@ function showResult(data) {
     }
     line.hidden = false;
   }
+  if (r.verified === false) {
+    // A claim: digits only (never typed, no barcode) until staff check the library card.
+    state.unverified = r.number;
+    $("result-unverified").hidden = false;
+    $("verify-link").hidden = false;
+  }
   const notes = [];
-  if (data.linked) notes.push(T.linked);
+  if (linked) notes.push(T.linked);
+  if (verifiedNow) notes.push(T.verified_now);
   if (r.terms_outdated) notes.push(T.terms_outdated);
   if (notes.length) {
     $("result-notes").textContent = notes.join(" ");
     $("result-notes").hidden = false;
   }
   state.hasResult = true;
-  if (data.notice) {
-    status(data.notice.tone, data.notice.icon, data.notice.title, data.notice.explanation, data.notice.action);
+  state.times.answer = Date.now();
+  if (notice) {
+    status(notice.tone, notice.icon, notice.title, notice.message, notice.action);
   } else {
     let title = r.mode === "B" ? T.found_barcode : T.found;
     if (r.mode === "C" && r.typed) title = `${T.typed} ${r.number} ${r.suffix_sign}`.trim();
@@ -123,42 +137,73 @@ function showResult(data) {
   setState(`result:${r.mode}`);
 }
 
-function handle(data) {
-  if (data.pin) return showPin(data.pin, data.ok ? null : data);
-  if (data.ok) return showResult(data);
+function answered(reply) {
+  // A flow's answer: the PIN prompt, or the purpose's result.
+  if (reply.pin) return showPin(reply.pin, null);
   state.done = state.epoch;
-  return showFailure(data);
+  const result = reply.result || {};
+  showResult(result.presentation, {
+    linked: result.linked,
+    notice: result.notice,
+    verifiedNow: result.verified_now,
+  });
+}
+
+function failed(error) {
+  const info = error.info || { code: "transport" };
+  state.done = state.epoch;
+  showFailure(info);
 }
 
 // -- card events -------------------------------------------------------------------
 
-async function cardInserted(epoch) {
-  if (state.busy || epoch === state.done || epoch === state.epoch) return;
+function cardInserted(epoch) {
+  if (epoch === state.done || epoch === state.epoch) return;
   state.epoch = epoch;
-  state.busy = true;
   state.times = { event: Date.now() };
   hide("link", "pin", "offer-link");
   clearResult();
   status("busy", "…", T.reading);
   setState("reading");
+  // The platform answers the tap itself: the number, or "needs_pin" (the PIN pad here).
+}
+
+async function beginLookup(epoch) {
+  if (state.busy) return;
+  state.busy = true;
   try {
-    const data = await api("/counter/api/lookup", { epoch });
-    state.times.answer = Date.now();
+    const reply = await flow.begin(PURPOSE.lookup);
     if (state.epoch !== epoch) return; // removed meanwhile: that message is already shown
-    if (!data.pin) state.done = epoch;
-    handle(data);
+    answered(reply);
+  } catch (error) {
+    if (state.epoch === epoch) failed(error);
   } finally {
     state.busy = false;
   }
 }
 
+function numberPushed(event) {
+  // The platform looked the tapped card up by itself, or asks for the holder's PIN.
+  if (event.epoch !== state.epoch || state.done === event.epoch) return;
+  if (event.needs_pin) {
+    if ($("pin").hidden && !state.busy) beginLookup(event.epoch);
+    return;
+  }
+  state.done = event.epoch;
+  if (event.error) {
+    showFailure(event.error);
+  } else {
+    showResult(event.result, { notice: event.notice });
+  }
+}
+
 function cardRemoved(epoch) {
   if (epoch !== undefined && state.epoch !== null && epoch !== state.epoch) return;
-  const mid = state.busy || !$("pin").hidden || !$("link").hidden;
+  const mid = state.busy || !$("pin").hidden || !$("link").hidden || root.dataset.state === "reading";
   state.epoch = null;
   state.done = null;
   if (mid) {
-    api("/counter/api/cancel");
+    flow.cancel();
     showFailure(removedInfo());
   } else if (state.hasResult) {
     $("status-action").textContent = T.removed_after;
@@ -172,38 +217,59 @@ function removedInfo() {
   return JSON.parse(root.dataset.removed || "null") || { code: "card_removed", tone: "warn", icon: "↩", title: T.waiting };
 }
 
-function online(on) {
-  if (on === state.online) return;
+// Offline (paired: it comes back by itself) and unpaired (revoked or never paired: an
+// administrator must pair it again) tell the librarian different things to do.
+function online(on, paired = true) {
+  const reader = on ? "online" : paired === false ? "unpaired" : "offline";
+  if (reader === state.reader) return;
+  state.reader = reader;
   state.online = on;
   const pill = $("reader-state");
   pill.dataset.online = String(on);
-  pill.textContent = on ? T.online : T.offline;
+  pill.textContent = T[reader];
   if (!on) {
     state.epoch = null;
-    showFailure(JSON.parse(root.dataset.offline));
-  } else if (root.dataset.state.startsWith("error:bridge_offline")) {
+    showFailure(JSON.parse(root.dataset[reader]));
+  } else if (/^error:bridge_(offline|unpaired)/.test(root.dataset.state)) {
     waiting();
   }
 }
 
 function onStatus(s) {
-  online(Boolean(s.bridge_online));
+  online(Boolean(s.bridge_online), s.bridge_paired);
   if (s.card && s.card.epoch !== state.epoch) cardInserted(s.card.epoch);
+  if (s.number) numberPushed(s.number);
 }
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws/terminal`);
-  ws.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    if (event.type !== "keepalive") state.pushed += 1;
-    if (event.type === "status") onStatus(event);
-    else if (event.type === "card_inserted") cardInserted(event.epoch);
-    else if (event.type === "card_removed") cardRemoved(event.epoch);
-    else if (event.type === "bridge_online") online(true);
-    else if (event.type === "bridge_offline") online(false);
-  };
-  ws.onclose = () => setTimeout(connect, 1000);
+// What the library's own system says about the patron (SIP2), pushed after the number.
+function patronStatus(event) {
+  if (!state.hasResult || event.number !== state.shown || !event.patron) return;
+  const p = event.patron;
+  const line = $("result-patron");
+  let problems = [];
+  if (!p.available) problems = [T.patron_unavailable];
+  else {
+    if (p.valid_patron === false) problems.push(T.patron_invalid);
+    for (const flag of p.flags || []) problems.push(T.patron_flags[flag] || flag);
+  }
+  line.textContent = problems.length ? `${T.patron_says} ${problems.join(" / ")}` : T.patron_ok;
+  line.className = `patron-line ${problems.length ? "patron-problem" : "patron-ok"}`;
+  line.hidden = false;
+  state.patron = p;
+}
+
+function onEvent(event) {
+  if (event.type !== "keepalive") state.pushed += 1;
+  if (event.type === "status") onStatus(event);
+  else if (event.type === "card_inserted") cardInserted(event.epoch);
+  else if (event.type === "number") numberPushed(event);
+  else if (event.type === "patron_status") patronStatus(event);
+  else if (event.type === "card_removed") cardRemoved(event.epoch);
+  else if (event.type === "bridge_online") online(true);
+  else if (event.type === "bridge_offline") online(false, event.paired);
+  else if (event.type === "session_ended" || (event.type === "error" && event.code === "no_terminal")) {
+    location.reload(); // signed out (here or by an admin): the sign-in page
+  }
 }
 
 async function poll() {
@@ -211,11 +277,10 @@ async function poll() {
   // bridge that just went offline would show as online again.
   const pushed = state.pushed;
   try {
-    const response = await fetch("/terminal/status", { headers: { Accept: "application/json" } });
-    const s = response.ok ? await response.json() : null;
-    if (s && pushed === state.pushed) onStatus(s);
-  } catch {
-    /* the next poll */
+    const s = await flow.status();
+    if (pushed === state.pushed) onStatus(s);
+  } catch (error) {
+    if (error.status === 401) location.reload();
   } finally {
     state.polls += 1;
   }
@@ -236,14 +301,15 @@ function showPin(prompt, failure) {
   hide("link", "offer-link");
   clearResult();
   $("pin").hidden = false;
-  const last = prompt.tries_left === 1;
+  const last = prompt.last_try;
   $("pin-confirm-row").hidden = !last;
   $("pin-confirm").checked = false;
   let message = "";
   if (failure) message = T.pin_wrong.replace("{n}", String(failure.tries_left ?? ""));
   if (last) message = `${message} ${T.pin_last}`.trim();
   $("pin-message").textContent = message;
-  status("busy", "⌨", T.pin_waiting, root.dataset.linking === "1" ? T.linking_pin : T.pin_hint);
+  const hint = { 1: T.linking_pin, verify: T.verifying_pin }[root.dataset.linking] || T.pin_hint;
+  status("busy", "⌨", T.pin_waiting, hint);
   setState(failure ? "pin:retry" : "pin");
   renderPin();
   root.querySelector('[data-digit="1"]').focus();
@@ -251,28 +317,28 @@ function showPin(prompt, failure) {
 
 async function submitPin() {
   if (state.pin.length !== 4 || state.busy || !state.prompt) return;
-  const confirmLast = state.prompt.tries_left === 1;
+  const confirmLast = state.prompt.last_try;
   if (confirmLast && !$("pin-confirm").checked) {
     $("pin-message").textContent = T.pin_last;
     return;
   }
   state.busy = true;
   renderPin();
-  let sealed;
-  try {
-    sealed = await sealPin(state.prompt.seal_public_key, state.pin, {
-      bridgeId: state.prompt.bridge_id,
-      commandId: state.prompt.command_id,
-    });
-  } finally {
-    state.pin = ""; // the clear PIN is dropped at once
-  }
+  const digits = state.pin;
+  state.pin = ""; // the clear PIN is dropped at once
   status("busy", "…", T.reading);
   try {
-    const data = await api("/counter/api/pin", { sealed, confirm_last_try: confirmLast });
+    const reply = await completePin(state.prompt, digits, confirmLast);
     root.dataset.linking = "0";
-    state.done = state.epoch;
-    handle(data);
+    answered(reply);
+  } catch (error) {
+    const info = error.info || {};
+    if (info.code === "wrong_pin" && info.pin) {
+      showPin(info.pin, info);
+    } else {
+      root.dataset.linking = "0";
+      failed(error);
+    }
   } finally {
     state.busy = false;
     renderPin();
@@ -312,21 +378,37 @@ $("link-form").addEventListener("submit", async (e) => {
   if (state.busy) return;
   state.busy = true;
   try {
-    const data = await api("/counter/api/link", {
+    const reply = await flow.begin(PURPOSE.link, {
       number: $("link-number").value,
       terms_accepted: $("link-terms").checked,
-      epoch: state.done,
     });
-    if (data.ok && data.pin) {
-      root.dataset.linking = "1";
-      $("link-number").value = "";
-      showPin(data.pin, null);
-    } else if (!data.final) {
-      status(data.tone, data.icon, data.title, data.explanation, data.action);
-      setState(`link:${data.code}`);
+    root.dataset.linking = "1";
+    $("link-number").value = "";
+    answered(reply);
+  } catch (error) {
+    const info = error.info || {};
+    if (!info.final) {
+      status(info.tone || "error", info.icon || "!", info.title, info.message, info.action);
+      setState(`link:${info.code}`);
     } else {
-      handle(data);
+      failed(error);
     }
+  } finally {
+    state.busy = false;
+  }
+});
+
+// -- staff verification of a claimed number -------------------------------------------
+
+$("verify-link").addEventListener("click", async () => {
+  if (state.busy || !state.unverified) return;
+  state.busy = true;
+  try {
+    const reply = await flow.begin(PURPOSE.verify, { number: state.unverified });
+    root.dataset.linking = "verify";
+    answered(reply);
+  } catch (error) {
+    failed(error);
   } finally {
     state.busy = false;
   }
@@ -334,9 +416,10 @@ $("link-form").addEventListener("submit", async (e) => {
 
 for (const button of root.querySelectorAll("[data-cancel]")) {
   button.addEventListener("click", () => {
-    api("/counter/api/cancel");
+    flow.cancel();
     hide("pin", "link");
     state.pin = "";
+    state.prompt = null;
     root.dataset.linking = "0";
     waiting();
   });
@@ -357,6 +440,6 @@ $("copy-number").addEventListener("click", async () => {
 });
 
 waiting();
-connect();
+connect(onEvent);
 poll();
 setInterval(poll, POLL_MS);

@@ -50,6 +50,9 @@ def test_demo_reader_taps_on_the_counter(stack: DemoStack, browser: Any, via: st
 
         tap("registered", "result:B")  # the demo library prints NW-7 barcodes
         assert counter.get_attribute("#result-barcode svg", "data-encoded").startswith("A")
+        # The demo library system's word on the patron follows (SIP2, via the counter's
+        # own bridge): no problem with this patron.
+        counter.wait_for_selector("#result-patron.patron-ok", timeout=10_000)
         shoot(counter, f"20-demo-{via}-registered")
         remove()
         tap("new", "error:not_registered")

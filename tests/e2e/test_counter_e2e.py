@@ -19,7 +19,7 @@ import pytest
 from bridge.keyboard import XdotoolKeyboard
 from bridge.vcard.jlis import DemoJLIS
 from bridge.vcard.pcscd_harness import Pcscd
-from tests.e2e.conftest import AXE_TAGS, ensure_axe
+from tests.e2e.conftest import AXE_TAGS, inject_axe
 from tests.e2e.counter_stack import CounterStack, make_stack, need, page, shoot
 from tests.fixtures.counter import PIN, make_counter
 from tests.support.x11 import LibrarySystemWindow, xvfb
@@ -29,8 +29,12 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def stack(private_jlis: DemoJLIS, pcscd: Pcscd, tmp_path: Path) -> Iterator[CounterStack]:
-    yield from make_stack(lambda kb: make_counter(private_jlis, tmp_path, kb), pcscd, None)
+def stack(
+    private_jlis: DemoJLIS, pcscd: Pcscd, tmp_path: Path, deployment: str
+) -> Iterator[CounterStack]:
+    yield from make_stack(
+        lambda kb: make_counter(private_jlis, tmp_path, kb, deployment), pcscd, None
+    )
 
 
 def zbar(png: Path) -> str:
@@ -45,7 +49,7 @@ def wait_state(page: Any, state: str, timeout: float = 15_000) -> None:
 
 def axe_violations(page: Any) -> list[str]:
     """axe-core's WCAG 2.2 AA violations on the page as it is now."""
-    page.add_script_tag(path=str(ensure_axe()))
+    inject_axe(page)
     return list(
         page.evaluate(
             "async (tags) => (await axe.run(document, {runOnly: tags})).violations"
@@ -168,10 +172,32 @@ def test_expired_revoked_removed_and_offline(stack: CounterStack, page: Any) -> 
     stack.counter.stop()
     wait_state(page, "error:bridge_offline")
     assert page.get_attribute("#reader-state", "data-online") == "false"
+    # Paired, only not connected: it does come back by itself (and does, below).
+    assert "notices by itself" in page.locator("#status").inner_text()
     shoot(page, "11-bridge-offline")
     stack.start_bridge()
     wait_state(page, "waiting")
     assert page.get_attribute("#reader-state", "data-online") == "true"
+
+
+def test_a_revoked_bridge_says_to_ask_the_administrator(stack: CounterStack, page: Any) -> None:
+    """Revoked, the bridge never comes back by itself: the tab says who can pair it."""
+    stack.open_counter(page)
+    status, _ = stack.counter.platform.admin(
+        "POST", f"/api/v1/admin/bridges/{stack.counter.identity.bridge_id}/revoke"
+    )
+    assert status == 200
+    wait_state(page, "error:bridge_unpaired")
+    assert page.locator("#reader-state").inner_text() == "No card reader paired"
+    said = page.locator("#status").inner_text()
+    assert "Ask your administrator" in said and "pair the bridge again" in said
+    assert "by itself" in said and "notices by itself" not in said  # it cannot, it says
+    shoot(page, "12-bridge-revoked")
+    assert axe_violations(page) == []
+    page.goto(f"{stack.url}/counter/?lang=ja")  # reopened later: still the truth
+    wait_state(page, "error:bridge_unpaired")
+    assert "ペアリング" in page.locator("#status").inner_text()
+    shoot(page, "12-bridge-revoked-ja")
 
 
 def test_a_status_reply_older_than_the_offline_event_is_dropped(
@@ -206,7 +232,7 @@ def test_a_status_reply_older_than_the_offline_event_is_dropped(
 
 
 def test_mode_c_types_into_the_library_system(
-    private_jlis: DemoJLIS, pcscd: Pcscd, tmp_path: Path, page: Any
+    private_jlis: DemoJLIS, pcscd: Pcscd, tmp_path: Path, page: Any, deployment: str
 ) -> None:
     need(shutil.which("Xvfb") is not None, "Xvfb is not installed (apt: xvfb)")
     need(shutil.which("xdotool") is not None, "xdotool is not installed")
@@ -216,19 +242,40 @@ def test_mode_c_types_into_the_library_system(
         window = LibrarySystemWindow(display, tmp_path)
         try:
             stacks = make_stack(
-                lambda kb: make_counter(private_jlis, tmp_path, kb), pcscd, keyboard
+                lambda kb: make_counter(private_jlis, tmp_path, kb, deployment), pcscd, keyboard
             )
             stack = next(stacks)
             try:
                 stack.counter.configure(mode="C", keyboard_suffix="enter")
                 card = stack.counter.card("erin")
                 stack.counter.register(card, "20240011")
+                # Frank linked his number himself: a claim, never typed until verified.
+                frank = stack.counter.card("frank")
+                stack.counter.register(frank, "20240012", verification="unverified")
                 stack.open_counter(page)
+                stack.insert(frank)
+                wait_state(page, "result:A")
+                assert page.text_content("#result-number") == "20240012"
+                assert page.is_visible("#result-unverified") and page.is_visible("#verify-link")
+                shoot(page, "13-unverified-claim")
+                assert axe_violations(page) == []
                 stack.insert(card)
                 wait_state(page, "result:C")
+                # The first thing ever typed is Erin's number: Frank's claim was not typed.
                 assert window.wait_for("ENTER:") == "ENTER:20240011"
                 assert "20240011" in page.text_content("#result-typed")
+                assert page.is_hidden("#verify-link")
                 shoot(page, "12-mode-c")
+                # Staff compare Frank's library card with the number; his PIN confirms it.
+                stack.insert(frank)
+                wait_state(page, "result:A")
+                page.click("#verify-link")
+                enter_pin(page)
+                wait_state(page, "result:C")
+                # The window's field keeps what was typed: Erin's number, then Frank's.
+                assert window.wait_for("ENTER:") == "ENTER:2024001120240012"
+                assert page.is_hidden("#result-unverified")
+                shoot(page, "14-verified-by-staff-typed")
             except BaseException:
                 stacks.close()
                 raise

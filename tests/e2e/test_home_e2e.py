@@ -1,7 +1,7 @@
 """At home in Debian's Chromium: /home makes the browser's own terminal, the citizen runs
-the two bridge commands shown (real `python -m bridge pair` and `python -m bridge run`
-processes, the demo's registered card on the bridge's virtual reader), and the page
-becomes the kiosk flow: PIN, MyKey ID, links, My points, sign out.
+the bridge commands shown (`ichimai-bridge pair` and `ichimai-bridge run`, as real
+`python -m bridge` processes of this checkout, the demo's registered card on the bridge's
+virtual reader), and the page becomes the kiosk flow: PIN, MyKey ID, links, My points, sign out.
 
 Every page state checked is screenshotted (artifacts/screenshots/home/) and run through
 axe-core (no serious or critical violations).
@@ -55,13 +55,16 @@ class HomeBrowser:
     def wait_screen(self, screen: str) -> None:
         """Wait until the kiosk flow shows `screen`."""
         self.page.wait_for_function(
-            f"document.getElementById('kiosk')?.dataset.current === {screen!r}", timeout=WAIT_MS
+            f"() => document.getElementById('kiosk')?.dataset.current === {screen!r}",
+            timeout=WAIT_MS,
         )
 
     def run_shown(self, command: str, *extra: str) -> subprocess.Popen[bytes]:
-        """Run a command exactly as the page shows it (`python` = this interpreter)."""
+        """Run a command exactly as the page shows it (`ichimai-bridge` = this checkout's
+        `python -m bridge`; tests/functional/test_bridge_wheel.py runs the installed one)."""
         argv = command.split()
-        assert argv[:3] == ["python", "-m", "bridge"], command
+        assert argv[0] == "ichimai-bridge", command
+        argv = ["python", "-m", "bridge", *argv[1:]]
         with (self.tmp / "bridge.log").open("ab") as log:  # the child keeps its own copy
             return subprocess.Popen(
                 [sys.executable, *argv[1:], *extra], env=self.env, cwd=ROOT, stdout=log, stderr=log
@@ -103,13 +106,13 @@ def test_at_home_pair_the_bridge_then_pin_mykey_links_and_my_points(
     home.check("pairing")
     pair_command = page.locator("#pair-command").inner_text().strip()
     code = page.locator("#pairing-code").inner_text().strip()
-    assert pair_command == f"python -m bridge pair {stack.app.config['PLATFORM_ORIGIN']} {code}"
+    assert pair_command == f"ichimai-bridge pair {stack.app.config['PLATFORM_ORIGIN']} {code}"
     paired = home.run_shown(pair_command, "--name", "home e2e")
     assert paired.wait(timeout=60) == 0
 
     card = home.tmp / "registered.json"
     shutil.copy(stack.cards["registered"].path, card)
-    home.bridge = home.run_shown("python -m bridge run", "--sim", str(card), "--keyboard", "none")
+    home.bridge = home.run_shown("ichimai-bridge run", "--sim", str(card), "--keyboard", "none")
     # home.js sees the pairing and reloads; kiosk.js sees the card and asks for the PIN.
     home.wait_screen("pin")
     assert page.locator('[data-mode="home"]').count() == 1
@@ -127,7 +130,9 @@ def test_at_home_pair_the_bridge_then_pin_mykey_links_and_my_points(
     home.check("links")
     page.click('[data-screen="links"] button[data-action="points"]')
     home.wait_screen("points")
-    page.wait_for_function("document.getElementById('points-list').textContent.includes('500')")
+    page.wait_for_function(
+        "() => document.getElementById('points-list').textContent.includes('500')"
+    )
     assert "いちまい市" in page.locator("#points-list").inner_text()
     home.check("points")
 

@@ -57,6 +57,12 @@ def test_terminal_states(till: Till, page: Any) -> None:
     screen(page, "receipt")
     assert page.text_content("#receipt-balance") == "300"
     shoot(page, "receipt-en")
+    page.click("#refund")  # the customer changed their mind, at the till, card still there
+    page.wait_for_selector("#refunded:not([hidden])", timeout=15_000)
+    assert page.text_content("#refunded-points") == "200"
+    assert page.text_content("#receipt-balance") == "500"
+    assert page.is_disabled("#refund")
+    shoot(page, "refunded-en")
     page.click("[data-screen='receipt'] [data-action='end']")
     screen(page, "amount")
     page.fill("#points", "900")

@@ -21,7 +21,7 @@ from webapp.points.demo import build_city
 from webapp.points.models import MerchantCategory
 from webapp.staff import services as staff_services
 from webapp.staff.models import Role
-from webapp.terminals import services
+from webapp.terminals import get_registry, services
 from webapp.terminals.models import BridgeDevice, TerminalKind, utcnow
 from webapp.terminals.testing import LivePlatform
 
@@ -41,13 +41,13 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, deployment: str) -> Iterator[Site]:
     # A long flush interval: "online" (seen within three flushes) holds for the whole test.
     extra = {"WTF_CSRF_ENABLED": True}
-    with LivePlatform(tmp_path, flush_interval=600, extra=extra) as platform:
+    with LivePlatform(tmp_path, flush_interval=600, extra=extra, deployment=deployment) as platform:
         with platform.app.app_context(), db.new_session() as s:
             demo = ensure_providers(s)
-            city = build_city(s, "131999", name="いちまい市")
+            city = build_city(s, "131997", name="いちまい市")
             shop = points_admin.create_merchant(
                 s, city.muni.id, "SHOP1", "駅前商店", MerchantCategory.SHOP
             )
@@ -69,7 +69,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
                 till("美術館レジ2", city.museum.id),
                 till("駅前レジ", shop.id),
             )
-            # Presence as the registry records it: held by a worker, seen just now.
+            # Presence as the registry records it: held by a worker that answers (the
+            # test's own app, on the platform's bus), seen just now.
             s.add(
                 BridgeDevice(
                     id="brg_e2e",
@@ -78,7 +79,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
                     seal_public_key="s",
                     paired_at=utcnow(),
                     last_seen_at=utcnow(),
-                    connected_worker="e2e",
+                    connected_worker=get_registry(platform.app).worker_id,
                 )
             )
             s.commit()

@@ -39,11 +39,13 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    with LivePlatform(tmp_path, extra={"WTF_CSRF_ENABLED": True}) as platform:
+def site(tmp_path: Path, deployment: str) -> Iterator[Site]:
+    with LivePlatform(
+        tmp_path, extra={"WTF_CSRF_ENABLED": True}, deployment=deployment
+    ) as platform:
         with platform.app.app_context(), db.new_session() as s:
             demo = ensure_providers(s)
-            city = build_city(s, "131999", name="いちまい市")
+            city = build_city(s, "131997", name="いちまい市")
             shop = points_admin.create_merchant(
                 s, city.muni.id, "SHOP1", "駅前商店", MerchantCategory.SHOP
             )
@@ -90,7 +92,7 @@ def test_an_admin_moves_a_till_to_another_merchant(site: Site, page: Any) -> Non
     # A till with no merchant is refused with the reason, and nothing changes.
     page.select_option("#terminal-kind", TerminalKind.MERCHANT)
     page.fill("#terminal-name", "レジ2")
-    page.click("form[action$='/admin/terminals/'] button[type=submit]")
+    page.click("form[method=post][action$='/admin/terminals/'] button[type=submit]")
     assert "加盟店レジには加盟店が必要です" in page.locator("[role=alert]").inner_text()
     shoot_and_audit(page, "refused-ja")
 

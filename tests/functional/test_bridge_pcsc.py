@@ -22,9 +22,15 @@ import pytest
 
 from bridge import jpki
 from bridge.apdu import Command
-from bridge.errors import Code, CommandRefused, TransportError
+from bridge.errors import Code, CommandRefused, PINGuardRefused, TransportError
+from bridge.pairing import load
+from bridge.seal import SealContext, seal_pin
 from bridge.transport import Step, drive
+from bridge.transports.pcsc import PcscTransport
+from bridge.wire import new_id
+from tests.functional.test_bridge_platform import sealed_verify_and_sign
 from webapp.terminals.registry import events_channel
+from webapp.terminals.remote import RemoteTransport
 from webapp.terminals.testing import LivePlatform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +94,7 @@ def test_every_reader_and_a_card_inserted_later(
 ) -> None:
     terminal, events = pcsc_bridge
     status = platform.remote(terminal).status()
-    names = {r["name"] for r in status["readers"]}
+    names = {r.name for r in status.readers}
     assert {r.name for r in pcscd.readers} <= names
     card = attach_card(card_file.path)
     inserted = next_event(events, "card_inserted", card.reader.name)
@@ -129,3 +135,54 @@ def test_card_pulled_out_mid_command(
         drive(jpki.read_certificate(), platform.remote(terminal, reader=card.reader.name))
     assert pulled.value.code in (Code.CARD_REMOVED, Code.NO_CARD)
     next_event(events, "card_removed", card.reader.name)
+
+
+def _sign_with_pin(platform: LivePlatform, home: Path, remote: RemoteTransport, pin: str) -> bytes:
+    """The sealed-PIN command, the last try confirmed, PIN sealed as the page seals it."""
+    bridge_id = load(home).bridge_id
+    status, view = platform.admin("GET", f"/api/v1/admin/bridges/{bridge_id}")
+    assert status == 200
+    command_id = new_id()
+    sealed = seal_pin(view["seal_public_key"], pin, SealContext(bridge_id, command_id))
+    digest_info = jpki.sha256_digest_info(b"last try")
+    return sealed_verify_and_sign(remote, sealed, command_id, digest_info, confirm_last_try=True)
+
+
+def test_a_reset_is_no_retap_and_taking_the_card_off_is(
+    platform: LivePlatform,
+    pcsc_bridge: Any,
+    attach_card: Any,
+    make_card_file: Any,
+    tmp_path: Path,
+) -> None:
+    """Through pcscd and pyscard's card monitor: the reset that ends every sealed-PIN
+    command, and another application's reset, bring no card event and no new epoch, so
+    the last try stays refused; the card taken out of the reader and put back arms it."""
+    terminal, events = pcsc_bridge
+    home = tmp_path / "home"
+    card_file = make_card_file(tmp_path / "one-left.json", auth_tries_left=1)
+    card = attach_card(card_file.path)
+    reader = card.reader.name
+    epoch = next_event(events, "card_inserted", reader)["epoch"]
+    remote = platform.remote(terminal, reader=reader, epoch=epoch)
+    for _ in range(2):  # each command's transaction ends with a reset of the card
+        with pytest.raises(PINGuardRefused) as retap:
+            _sign_with_pin(platform, home, remote, card_file.pin)
+        assert (retap.value.code, retap.value.tries_left) == (Code.PIN_RETAP, 1)
+    with PcscTransport(reader, reset_on_close=True) as other:  # another application
+        assert drive(jpki.read_pin_tries(), other) == 1
+    with pytest.raises(PINGuardRefused) as still:
+        _sign_with_pin(platform, home, remote, card_file.pin)  # the same epoch: no event
+    assert still.value.code == Code.PIN_RETAP
+    time.sleep(0.5)  # room for the card monitor to report anything it saw
+    seen = []
+    while not events.empty():
+        seen.append(events.get_nowait())
+    assert not [e for e in seen if e.get("reader") == reader and "card" in e["type"]], seen
+    card.remove()
+    next_event(events, "card_removed", reader)
+    again = attach_card(card_file.path, card.reader)
+    epoch = next_event(events, "card_inserted", again.reader.name)["epoch"]
+    remote = platform.remote(terminal, reader=reader, epoch=epoch)
+    assert len(_sign_with_pin(platform, home, remote, card_file.pin)) == 256
+    assert drive(jpki.read_pin_tries(), remote) == 3

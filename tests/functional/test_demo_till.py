@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from bridge.seal import SealContext, seal_pin
+from tests.support.flows import begin, complete
 from webapp import db
 from webapp.demo import DEMO_PIN, LOGINS, OFFICER_LOGIN, TILL_LOGIN, DemoStack
 from webapp.points.models import Merchant
@@ -52,15 +52,11 @@ def test_the_demo_till_takes_points_for_the_museum(stack: DemoStack) -> None:
     assert client.post(f"/points/terminal/open/{till}").status_code == 302
     assert client.get("/points/terminal/").status_code == 200
     stack.readers.tap(till, "registered")
-    started = client.post("/points/terminal/api/start", json={"points": 200})
+    started = begin(client, "pay", points=200)
     assert started.status_code == 200, started.get_data(as_text=True)
-    prompt = client.post("/points/terminal/api/pin/begin").get_json()
-    sealed = seal_pin(
-        prompt["seal_public_key"], DEMO_PIN, SealContext(prompt["bridge_id"], prompt["command_id"])
-    )
-    shown = client.post("/points/terminal/api/pin/complete", json={"sealed": sealed})
-    assert shown.get_json() == {"points": 200, "balance": 500, "enough": True}
-    paid = client.post("/points/terminal/api/confirm").get_json()
+    shown = complete(client, started.get_json()["pin"], DEMO_PIN)
+    assert shown.get_json()["result"] == {"points": 200, "balance": 500, "enough": True}
+    paid = client.post("/flow/do/confirm").get_json()["result"]
     assert paid == {"points": 200, "balance": 300, "replayed": False}
 
 

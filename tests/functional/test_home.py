@@ -20,12 +20,17 @@ from bridge.readers import SimReader
 from bridge.vcard.jlis import DemoJLIS
 from tests.fixtures.cardflow import platform_config
 from tests.functional.test_kiosk_api import make_card, sign_in_with_card
+from tests.support.flows import begin, error_code
 from webapp import db
 from webapp.points import programs
 from webapp.points.demo import build_city
+from webapp.points.models import CauseKind, MissPolicy
+from webapp.points.officer import Officer
+from webapp.points.officer.causes import add_cause
 from webapp.staff import services as staff_services
 from webapp.staff.models import Role
 from webapp.terminals import services
+from webapp.terminals.bridge_wheel import WHEEL_NAME
 from webapp.terminals.models import BridgeDevice, PairingCode, Terminal, TerminalKind, utcnow
 from webapp.terminals.testing import BridgeThread, LivePlatform
 
@@ -50,17 +55,18 @@ class Home:
         page = client.get("/home/").get_data(as_text=True)
         code = re.search(r'id="pairing-code">([0-9A-Z]{5}-[0-9A-Z]{5})<', page)
         assert code, page
-        assert f"python -m bridge pair {self.platform.url} {code.group(1)}" in page
-        assert "python -m bridge run" in page
+        assert f"ichimai-bridge pair {self.platform.url} {code.group(1)}" in page
+        assert "ichimai-bridge install-autostart" in page
+        assert f"/bridge/{WHEEL_NAME}" in page  # the download
         with client.session_transaction() as sess:
             return int(sess["terminal_id"]), code.group(1)
 
     def pair(self, code: str, name: str = "home") -> BridgeIdentity:
-        """`python -m bridge pair <origin> <code>` over real HTTP."""
+        """`ichimai-bridge pair <origin> <code>` over real HTTP."""
         return pair(self.platform.url, code, self.tmp / f"bridge-{name}")
 
     def run(self, identity: BridgeIdentity, card: Path) -> None:
-        """`python -m bridge run` with this card on its (simulated) reader."""
+        """`ichimai-bridge run` with this card on its (simulated) reader."""
         thread = BridgeThread(identity, SimReader(card), backoff_base=0.05, backoff_cap=0.2)
         self.bridges.append(thread.start())
         self.platform.wait_ready(identity.terminal_id)
@@ -134,8 +140,8 @@ def test_pair_tap_pin_mykey_links_and_my_points(
 
     signed = sign_in_with_card(client)
     assert signed.status_code == 200
-    mykey = signed.get_json()["mykey_id"]
-    assert client.get("/kiosk/api/me").get_json()["mykey_id"] == mykey
+    mykey = signed.get_json()["result"]["mykey_id"]
+    assert client.get("/flow/do/me").get_json()["result"]["mykey_id"] == mykey
     app = home.platform.app
     with app.app_context(), db.new_session() as s:
         city = build_city(s)
@@ -143,13 +149,30 @@ def test_pair_tap_pin_mykey_links_and_my_points(
             s, city.volunteering.id, mykey, key="g1", directory=app.extensions["points_directory"]
         )
         s.commit()
-    [muni] = client.get("/kiosk/api/points").get_json()["municipalities"]
+    [muni] = client.get("/flow/do/points").get_json()["result"]["municipalities"]
     assert muni["balance"] == 500 and [lot["remaining"] for lot in muni["lots"]] == [500]
     assert [t["points"] for t in muni["transfers"]] == [500]
 
+    # At home too: give to a cause, the receipt, the statement saying what it was.
+    assert 'data-screen="give-receipt"' in page
+    with app.app_context(), db.new_session() as s:
+        relief = add_cause(
+            s, Officer(city.muni.id, "officer"), code="RELIEF", name="災害復興支援",
+            description="", kind=CauseKind.CAUSE, goal_points=None, ends_at=None,
+            miss_policy=MissPolicy.RETURN, fresh_days=30,
+        )  # fmt: skip
+    ready = client.post("/flow/do/give_prepare", json={"cause_id": relief.id, "points": 100})
+    assert ready.status_code == 200 and ready.get_json()["result"]["after"] == 400
+    receipt = client.post("/flow/do/give_confirm", json={}).get_json()["result"]["receipt"]
+    assert (receipt["points"], receipt["balance"], receipt["cause"]) == (100, 400, "災害復興支援")
+    [muni] = client.get("/flow/do/points").get_json()["result"]["municipalities"]
+    assert [(t["kind"], t["points"]) for t in muni["transfers"]] == [
+        ("donation", -100), ("grant", 500),
+    ]  # fmt: skip
+
     # Sign out: the citizen is forgotten, the reader stays this browser's.
-    assert client.post("/kiosk/api/end").status_code == 200
-    assert client.get("/kiosk/api/points").status_code == 409
+    assert client.post("/flow/cancel").status_code == 200
+    assert client.get("/flow/do/points").status_code == 409
     assert client.get("/terminal/status").status_code == 200
     assert 'data-mode="home"' in client.get("/home/").get_data(as_text=True)
 
@@ -169,11 +192,11 @@ def test_another_browser_cannot_drive_a_home_terminal(
         thief = home.browser()
         with thief.session_transaction() as sess:
             sess.update(claimed)
-        assert thief.post("/kiosk/api/card").status_code == 401, claimed
+        assert begin(thief, "kiosk").status_code == 401, claimed
         assert thief.get("/terminal/status").status_code == 401, claimed
         assert 'id="use-reader"' in thief.get("/home/").get_data(as_text=True)
     # The owner's browser is unaffected.
-    assert owner.post("/kiosk/api/card").status_code == 200
+    assert begin(owner, "kiosk").status_code == 200
 
 
 def test_a_home_terminal_is_never_a_kiosk_counter_or_till(home: Home) -> None:
@@ -200,23 +223,26 @@ def test_a_home_terminal_is_never_a_kiosk_counter_or_till(home: Home) -> None:
     assert status == 400, body
     # The citizen's own session: the kiosk page and the counter and till steps refuse it.
     assert citizen.get("/kiosk/").status_code == 403
-    assert citizen.post("/counter/api/lookup", json={}).status_code == 403
-    till_step = citizen.post("/points/terminal/api/start", json={"amount": 1})
-    assert till_step.status_code == 302 and "/staff/login" in till_step.headers["Location"]
+    for purpose in ("counter_lookup", "counter_link", "pay"):
+        refused = begin(citizen, purpose, points=1)
+        assert refused.status_code == 403 and error_code(refused) == "wrong_terminal"
+    till_page = citizen.get("/points/terminal/")
+    assert till_page.status_code == 302 and "/staff/login" in till_page.headers["Location"]
     # Staff of every kind cannot open it as a counter, a kiosk or a till: to staff, even
     # a platform admin, a citizen's home terminal does not exist (404).
     for login, opener, refused in (
         ("root", f"/counter/open/{terminal_id}", 404),
         ("root", f"/kiosk/open/{terminal_id}", 404),
         ("till", f"/points/terminal/open/{terminal_id}", 404),
-        ("officer", f"/counter/open/{terminal_id}", 404),
+        # A points officer opens no counter at all: refused by role, before any lookup.
+        ("officer", f"/counter/open/{terminal_id}", 403),
     ):
         staff = home.browser()
         signed = staff.post("/staff/login", data={"login": login, "password": PASSWORD})
         assert signed.status_code == 302, login
         assert staff.post(opener).status_code == refused, (login, opener)
         with staff.session_transaction() as sess:
-            assert sess.get("terminal_id") is None and sess.get("points_terminal_id") is None
+            assert sess.get("terminal_id") is None
 
 
 def test_expired_home_terminals_are_refused_then_cleaned_up(
@@ -229,7 +255,7 @@ def test_expired_home_terminals_are_refused_then_cleaned_up(
     home.run(home.pair(code, "stale"), make_card(demo_jlis, tmp_path / "card.json"))
     fresh_id, fresh_code = home.create(fresh)
     home.pair(fresh_code, "fresh")
-    assert stale.post("/kiosk/api/card").status_code == 200
+    assert begin(stale, "kiosk").status_code == 200
     idle_days = float(app.config["HOME_TERMINAL_IDLE_DAYS"])
     with app.app_context(), db.new_session() as s:
         s.get(Terminal, unpaired_id).created_at = (
@@ -239,7 +265,7 @@ def test_expired_home_terminals_are_refused_then_cleaned_up(
         s.get(Terminal, stale_id).last_used_at = old
         s.commit()
     for client in (unpaired, stale):
-        assert client.post("/kiosk/api/card").status_code == 401
+        assert begin(client, "kiosk").status_code == 401
         assert client.get("/terminal/status").status_code == 401
         page = client.get("/home/").get_data(as_text=True)
         assert "有効期限が切れました" in page and 'id="use-reader"' in page

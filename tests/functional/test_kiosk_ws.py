@@ -46,6 +46,7 @@ def test_card_and_bridge_events_reach_the_tab(
             "type": "status",
             "terminal_id": kiosk.terminal_id,
             "bridge_online": False,
+            "bridge_paired": True,  # paired, not connected yet: offline, not unpaired
             "card": None,
         }
         reader = kiosk.insert(path)  # the card is on the reader as the bridge connects
@@ -56,7 +57,7 @@ def test_card_and_bridge_events_reach_the_tab(
         reader.insert()
         assert receive(ws, "card_inserted")["epoch"] > present["epoch"]
         kiosk.stop()
-        assert receive(ws, "bridge_offline")
+        assert receive(ws, "bridge_offline")["paired"] is True
     finally:
         ws.close()
 

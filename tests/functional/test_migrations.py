@@ -83,3 +83,80 @@ def test_postgresql_history_matches_every_model(pg_engine: Engine) -> None:
     assert upgrade_and_diff(pg_engine) == []
     downgrade(pg_engine)
     assert set(inspect(pg_engine).get_table_names()) <= {"alembic_version"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_links_before_0009_keep_what_staff_verified(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """links_0009: staff-verified links stay verified; the others become claims, and two
+    claims of one number may then exist (the unique index covers verified links only)."""
+    engine = (
+        make_engine(f"sqlite:///{tmp_path / 'links.db'}")
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_engine")
+    )
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "sessions_0008")
+        connection.execute(
+            text(
+                "INSERT INTO providers (id, code, kind, name_ja, name_en, terms_ja, terms_en,"
+                " terms_version, number_rule, counter_settings, created_at) VALUES"
+                " (1, 'JP-1', 'library', 'ä', '', '', '', 1, '{}', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        for mykey in ("AAAAAAAA", "BBBBBBBB", "CCCCCCCC", "DDDDDDDD"):
+            connection.execute(
+                text(
+                    "INSERT INTO mykey_ids (id, created_at, rerolls_used)"
+                    " VALUES (:id, CURRENT_TIMESTAMP, 0)"
+                ),
+                {"id": mykey},
+            )
+        for mykey, number, staff in (("AAAAAAAA", "111", True), ("BBBBBBBB", "222", False)):
+            connection.execute(
+                text(
+                    "INSERT INTO service_links (mykey_id, provider_id, customer_number,"
+                    " accepted_terms_version, verified_by_staff, created_at)"
+                    " VALUES (:m, 1, :n, 1, :v, CURRENT_TIMESTAMP)"
+                ),
+                {"m": mykey, "n": number, "v": staff},
+            )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        rows = connection.execute(
+            text(
+                "SELECT customer_number, verification, verified_at IS NOT NULL"
+                " FROM service_links ORDER BY customer_number"
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [("111", "staff", True), ("222", "unverified", False)]
+        # A second claim of 222 is allowed now; a second verified 111 is not.
+        connection.execute(
+            text(
+                "INSERT INTO service_links (mykey_id, provider_id, customer_number,"
+                " accepted_terms_version, verification, created_at)"
+                " VALUES ('CCCCCCCC', 1, '222', 1, 'unverified', CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(Exception, match=r"(?i)unique"), engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO service_links (mykey_id, provider_id, customer_number,"
+                " accepted_terms_version, verification, created_at)"
+                " VALUES ('DDDDDDDD', 1, '111', 1, 'library', CURRENT_TIMESTAMP)"
+            )
+        )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "sessions_0008")
+        rows = connection.execute(
+            text("SELECT customer_number, verified_by_staff FROM service_links ORDER BY id")
+        ).all()
+        # The later claim of 222 goes: the old schema had one link per number.
+        assert [tuple(r) for r in rows] == [("111", True), ("222", False)]
+    if backend == "sqlite":
+        engine.dispose()

@@ -1,4 +1,5 @@
-"""The merchant terminal over the real bridge: amount, card, sealed PIN, confirm, receipt."""
+"""The merchant terminal over the real bridge: the `pay` purpose of the card flow (amount,
+card, sealed PIN, confirm, receipt, refund), through /flow."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from bridge.seal import SealContext, seal_pin
 from bridge.vcard.cardfile import CardFile, card_data_from_issued
 from bridge.vcard.jlis import DemoJLIS
 from tests.fixtures.cardflow import Kiosk, platform_config
+from tests.support.flows import begin, complete, error_code
 from webapp import db
 from webapp.cardflow import verifier_for
 from webapp.identity import services as identity
@@ -80,14 +81,14 @@ class Till:
             return int(s.scalar(select(func.count()).select_from(Transfer)) or 0)
 
     def pay_until_confirm(self, points: int, pin: str = PIN) -> Any:
-        """Amount and card, PIN prompt, sealed PIN: the /pin/complete response."""
-        started = self.client.post("/points/terminal/api/start", json={"points": points})
+        """Amount and card, PIN prompt, sealed PIN: the /flow/pin/complete response."""
+        started = begin(self.client, "pay", points=points)
         assert started.status_code == 200, started.get_data(as_text=True)
-        prompt = self.client.post("/points/terminal/api/pin/begin").get_json()
-        sealed = seal_pin(
-            prompt["seal_public_key"], pin, SealContext(prompt["bridge_id"], prompt["command_id"])
-        )
-        return self.client.post("/points/terminal/api/pin/complete", json={"sealed": sealed})
+        return complete(self.client, started.get_json()["pin"], pin)
+
+    def confirm(self) -> Any:
+        """The customer confirmed: /flow/do/confirm."""
+        return self.client.post("/flow/do/confirm")
 
 
 @pytest.fixture
@@ -115,22 +116,28 @@ def till(demo_jlis: DemoJLIS, tmp_path: Path) -> Iterator[Till]:
         k.stop()
 
 
-def test_happy_payment_and_double_confirm(till: Till) -> None:
+def test_happy_payment_double_confirm_and_refund(till: Till) -> None:
     path, key = till.card()
-    till.citizen(key)
+    mykey = till.citizen(key)
     till.kiosk.insert(path)
     before = till.transfers()
     page = till.client.get("/points/terminal/")
     assert page.status_code == 200
     shown = till.pay_until_confirm(200)
     assert shown.status_code == 200, shown.get_data(as_text=True)
-    assert shown.get_json() == {"points": 200, "balance": 500, "enough": True}
-    first = till.client.post("/points/terminal/api/confirm").get_json()
-    second = till.client.post("/points/terminal/api/confirm").get_json()
+    assert shown.get_json()["result"] == {"points": 200, "balance": 500, "enough": True}
+    assert mykey not in shown.get_data(as_text=True)  # who pays stays on the server
+    first = till.confirm().get_json()["result"]
+    second = till.confirm().get_json()["result"]
     assert first == {"points": 200, "balance": 300, "replayed": False}
     assert second["replayed"] is True and second["balance"] == 300
-    assert set(first) == {"points", "balance", "replayed"}  # nothing about what was bought
     assert till.transfers() == before + 1
+    refunded = till.client.post("/flow/do/refund").get_json()["result"]
+    assert refunded == {"refunded": 200, "balance": 500, "replayed": False}
+    assert till.client.post("/flow/do/refund").get_json()["result"]["replayed"] is True
+    assert till.transfers() == before + 2
+    for response in (shown, till.confirm()):
+        assert mykey not in response.get_data(as_text=True)
 
 
 def test_insufficient_balance_writes_nothing(till: Till) -> None:
@@ -138,12 +145,20 @@ def test_insufficient_balance_writes_nothing(till: Till) -> None:
     till.citizen(key)
     till.kiosk.insert(path)
     before = till.transfers()
-    shown = till.pay_until_confirm(900).get_json()
+    shown = till.pay_until_confirm(900).get_json()["result"]
     assert shown["enough"] is False
-    refused = till.client.post("/points/terminal/api/confirm")
-    assert refused.status_code == 409
-    assert refused.get_json()["error"]["code"] == "insufficient_points"
+    refused = till.confirm()
+    assert refused.status_code == 422 and error_code(refused) == "insufficient_points"
     assert till.transfers() == before
+
+
+def test_refund_before_paying_is_out_of_order(till: Till) -> None:
+    path, key = till.card()
+    till.citizen(key)
+    till.kiosk.insert(path)
+    assert till.pay_until_confirm(100).status_code == 200
+    early = till.client.post("/flow/do/refund")
+    assert early.status_code == 409 and error_code(early) == "out_of_order"
 
 
 def test_wrong_pin_and_unregistered_card(till: Till) -> None:
@@ -152,13 +167,13 @@ def test_wrong_pin_and_unregistered_card(till: Till) -> None:
     till.kiosk.insert(path)
     before = till.transfers()
     wrong = till.pay_until_confirm(100, pin="9999")
-    assert wrong.status_code == 400
-    assert wrong.get_json()["error"]["code"] == "wrong_pin"
-    assert till.client.post("/points/terminal/api/confirm").status_code == 409
+    assert wrong.status_code == 422 and error_code(wrong) == "wrong_pin"
+    assert till.confirm().status_code == 409  # not verified: nothing to confirm
     stranger, _ = till.card("stranger")
     till.kiosk.insert(stranger)
     unknown = till.pay_until_confirm(100)
-    assert unknown.get_json()["error"]["code"] == "not_registered"
+    assert error_code(unknown) == "not_registered"
+    assert till.confirm().status_code == 409
     assert till.transfers() == before
 
 
@@ -170,26 +185,25 @@ def test_card_removed_before_confirm_ends_the_flow(till: Till) -> None:
     assert till.pay_until_confirm(100).status_code == 200
     till.kiosk.stop()
     till.kiosk.insert(path)  # same card put back: a new card session
-    gone = till.client.post("/points/terminal/api/confirm")
-    assert gone.status_code == 409
-    assert gone.get_json()["error"]["code"] == "card_removed"
-    assert till.client.post("/points/terminal/api/confirm").status_code == 409
+    gone = till.confirm()
+    assert gone.status_code == 409 and error_code(gone) == "card_removed"
+    assert till.confirm().status_code == 409
     assert till.transfers() == before
 
 
 def test_only_the_merchants_staff_open_it(till: Till) -> None:
     other = till.kiosk.platform.app.test_client()
     assert other.get("/points/terminal/").status_code in (302, 403)
-    assert other.post("/points/terminal/api/start", json={"points": 1}).status_code in (302, 403)
+    assert begin(other, "pay", points=1).status_code == 401
 
 
 def test_bridge_offline_and_bad_amount_change_nothing(till: Till) -> None:
     before = till.transfers()
-    offline = till.client.post("/points/terminal/api/start", json={"points": 100})
-    assert offline.status_code == 400  # not final: the staff may retry
-    assert offline.get_json()["error"]["code"] == "bridge_offline"
-    bad = till.client.post("/points/terminal/api/start", json={"points": -5})
-    assert bad.get_json()["error"]["code"] == "invalid_amount"
+    offline = begin(till.client, "pay", points=100)
+    assert offline.status_code == 503 and error_code(offline) == "bridge_offline"
+    for bad in (-5, 0, 1.5, "10", True, 10**9):
+        refused = begin(till.client, "pay", points=bad)
+        assert refused.status_code == 400 and error_code(refused) == "invalid_amount"
     assert till.transfers() == before
 
 
@@ -208,7 +222,8 @@ def test_moving_the_till_to_another_merchant_stops_the_payment(till: Till) -> No
     with app.app_context(), db.new_session() as s:
         set_merchant(s, till.kiosk.terminal_id, shop_id)
     # The museum's open tab is shut out before the citizen confirms: nothing is paid.
-    assert till.client.post("/points/terminal/api/confirm").status_code == 403
+    refused = till.confirm()
+    assert refused.status_code == 403 and error_code(refused) == "wrong_terminal"
     assert till.client.get("/points/terminal/").status_code == 403
     assert till.client.post(f"/points/terminal/open/{till.kiosk.terminal_id}").status_code == 404
     assert till.transfers() == before

@@ -20,7 +20,7 @@ from webapp.points.demo import build_city
 from webapp.points.models import MerchantCategory
 from webapp.staff import services as staff_services
 from webapp.staff.models import Role
-from webapp.terminals import services
+from webapp.terminals import get_registry, services
 from webapp.terminals.models import BridgeDevice, TerminalKind, utcnow
 
 PASSWORD = "correct horse battery"
@@ -83,6 +83,9 @@ def shops(tmp_path: Path) -> Shops:
         )
         services.create_terminal(s, demo.museum.id, TerminalKind.KIOSK, "Kiosk")
         now = utcnow()
+        # The rows name this app's own worker: a bridge is online only while the worker
+        # that holds it answers.
+        worker = get_registry(app).worker_id
         for n, (terminal, seen) in enumerate(((ids[0], now), (ids[1], now - timedelta(hours=1)))):
             s.add(
                 BridgeDevice(
@@ -92,7 +95,7 @@ def shops(tmp_path: Path) -> Shops:
                     seal_public_key="s",
                     paired_at=now,
                     last_seen_at=seen,
-                    connected_worker="w1",
+                    connected_worker=worker,
                 )
             )
         s.commit()

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select, text
 
-from bridge.seal import SealContext, seal_pin
 from bridge.vcard.jlis import DemoJLIS
 from tests.fixtures.counter import PIN, CardMade, Counter, RecordingKeyboard, make_counter
 from tests.fixtures.privacy import scan, scan_files
+from tests.support.flows import complete
 from webapp import db
+from webapp.identity import counts
 from webapp.providers.models import Provider
 
 
@@ -40,10 +41,12 @@ def _table_sizes(counter: Counter) -> dict[str, int]:
             }
 
 
-def _pin(counter: Counter, prompt: dict[str, Any]) -> dict[str, Any]:
-    pin = prompt["pin"]
-    sealed = seal_pin(pin["seal_public_key"], PIN, SealContext(pin["bridge_id"], pin["command_id"]))
-    return counter.post("/counter/api/pin", {"sealed": sealed})
+def _pin(counter: Counter, started: Any) -> dict[str, Any]:
+    assert started.status_code == 200, started.get_json()
+    done = complete(counter.client, started.get_json()["pin"], PIN)
+    assert done.status_code == 200, done.get_json()
+    body: dict[str, Any] = done.get_json()["result"]
+    return body
 
 
 def run_flows(counter: Counter) -> list[CardMade]:
@@ -54,16 +57,16 @@ def run_flows(counter: Counter) -> list[CardMade]:
     for mode in ("A", "B", "C"):
         counter.configure(mode=mode, symbology="code128")
         counter.insert(alice)
-        assert counter.post("/counter/api/lookup")["ok"]
+        assert counter.pushed()["result"]["mode"] == mode
     counter.insert(carol)
-    assert counter.post("/counter/api/lookup")["code"] == "not_registered"
+    assert counter.pushed()["error"]["code"] == "not_registered"
     counter.insert(bob)
-    assert counter.post("/counter/api/lookup")["code"] == "no_link"
-    prompt = counter.post("/counter/api/link", {"number": "20240002", "terms_accepted": True})
-    assert _pin(counter, prompt)["linked"]
+    assert counter.pushed()["error"]["code"] == "no_link"
+    started = counter.begin("counter_link", number="20240002", terms_accepted=True)
+    assert _pin(counter, started)["linked"]
     counter.configure(mode="A", pin_required=True)
     counter.insert(alice)
-    assert _pin(counter, counter.post("/counter/api/lookup"))["ok"]
+    assert _pin(counter, counter.begin("counter_lookup"))["presentation"]["number"]
     return [alice, bob, carol]
 
 
@@ -95,7 +98,8 @@ def test_lookups_leave_only_a_daily_count(counter: Counter) -> None:
     before = _table_sizes(counter)
     for card in (alice, bob, alice, alice, bob):
         counter.insert(card)
-        assert counter.post("/counter/api/lookup")["ok"]
+        assert "result" in counter.pushed()
+    counts.flush()  # the workers' lookup counts, written as every FLUSH_SECONDS
     after = _table_sizes(counter)
     changed = {t for t in after if after[t] != before.get(t)}
     assert changed <= {"lookup_counts", "bridge_devices"}, changed

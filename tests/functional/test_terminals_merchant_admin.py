@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from webapp import create_app, db
-from webapp.demo_data import ensure_providers
+from webapp.demo_data import DEMO_PLACE, ensure_providers
 from webapp.points import admin as points_admin
 from webapp.points.demo import build_city
 from webapp.points.models import MerchantCategory
@@ -49,7 +49,8 @@ def world(tmp_path: Path) -> World:
     db.create_all(app)
     with app.app_context(), db.new_session() as s:
         demo = ensure_providers(s)
-        city = build_city(s)
+        # The city the demo providers are in: a provider's tills take its own town's merchants.
+        city = build_city(s, DEMO_PLACE[0])
         shop = points_admin.create_merchant(
             s, city.muni.id, "SHOP1", "駅前商店", MerchantCategory.SHOP
         )
@@ -121,7 +122,7 @@ def test_an_admin_creates_a_till_with_its_merchant(world: World) -> None:
     listing = client.get("/admin/terminals/?lang=en").get_data(as_text=True)
     row = listing[listing.index("Shop till 1") :]
     row = row[: row.index("</tr>")]
-    assert "駅前商店" in row and "SHOP1" in row and "テスト市011002" in row
+    assert "駅前商店" in row and "SHOP1" in row and f"テスト市{DEMO_PLACE[0]}" in row
 
 
 @pytest.mark.parametrize(
@@ -309,7 +310,9 @@ def test_a_merchant_beyond_the_select_bound_stays_selected(
     """With more merchants than the select lists, a till's own merchant is still offered
     (and selected), so pressing "change" never moves it by accident."""
     first_only = services.merchant_choices
-    monkeypatch.setattr(services, "merchant_choices", lambda s: first_only(s, limit=1))
+    monkeypatch.setattr(
+        services, "merchant_choices", lambda s, within=None: first_only(s, within=within, limit=1)
+    )
     till = add_till(world, world.shop)  # SHOP1 sorts after MUSEUM1: not in the list
     admin = world.app.test_client()
     sign_in(admin, "museumadmin")

@@ -19,3 +19,14 @@ def redis_up() -> bool:
             client.close()
     except redis.RedisError:
         return False
+
+
+def require_redis() -> None:
+    """Skip the test when the test Redis is down (fail under CI, where it must be up)."""
+    import pytest
+
+    if redis_up():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Redis not reachable at {REDIS_URL} on CI")
+    pytest.skip(f"Redis not reachable at {REDIS_URL}")

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = ROOT / "bridge"
 # docs/design.md, "Layers": these are imported by both the bridge and the platform.
-PURE = ["apdu.py", "errors.py", "transport.py", "jpki.py", "firewall.py", "wire.py"]
+PURE = ["apdu.py", "errors.py", "transport.py", "jpki.py", "firewall.py", "wire.py", "sip2_wire.py"]
 FORBIDDEN_IN_BRIDGE = {"flask", "flask_sock", "sqlalchemy", "webapp", "werkzeug"}
 
 

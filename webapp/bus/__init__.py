@@ -6,6 +6,8 @@ joins workers on several processes or machines. Callers depend on `Bus` only.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,6 +29,12 @@ from .memory import InProcessBus
 
 if TYPE_CHECKING:
     from flask import Flask
+
+log = logging.getLogger(__name__)
+
+# Seconds an app waits at start-up for an unreachable Redis (a restart takes a few) before
+# it gives up; well inside gunicorn's boot timeout. Setting BUS_CONNECT_WAIT.
+BUS_CONNECT_WAIT = 20.0
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -61,10 +69,30 @@ def make_bus(url: str, **options: Any) -> Bus:
 
 
 def init_app(app: Flask) -> None:
-    """Create the app's bus from BUS_URL (closed at interpreter exit)."""
+    """Create the app's bus from BUS_URL (and BUS_PREFIX; closed at interpreter exit)."""
     import atexit
 
-    bus = make_bus(app.config.get("BUS_URL", "memory://"))
+    url = app.config.get("BUS_URL", "memory://")
+    prefix = app.config.get("BUS_PREFIX")  # isolates one platform on a shared Redis
+    # A worker that starts while Redis restarts (gunicorn replacing a killed worker) waits
+    # for it rather than failing to boot: gunicorn's master shuts the whole platform down
+    # when a worker exits at boot (docs/faults.md).
+    wait = float(app.config.get("BUS_CONNECT_WAIT", BUS_CONNECT_WAIT))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            bus = make_bus(url, prefix=prefix) if prefix else make_bus(url)
+            break
+        except BusError as exc:
+            if app.config.get("BUS_OPTIONAL"):
+                # `flask doctor`: start anyway, on an in-process bus, to say Redis is down.
+                log.warning("the bus is unreachable (%s); in-process bus instead", exc)
+                bus = InProcessBus()
+                break
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("the bus is unreachable (%s); trying again", exc)
+            time.sleep(0.5)
     app.extensions["bus"] = bus
     atexit.register(bus.close)
 

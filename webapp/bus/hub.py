@@ -23,6 +23,7 @@ from .interfaces import (
     Callback,
     Handler,
     Message,
+    NoServer,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,16 @@ class _Pending:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.reply: bytes | None = None
+        # Over Redis: how many workers received the request, and how many of them said
+        # they no longer serve the channel. When every receiver declined, nobody will
+        # answer: the request fails at once (NoServer) instead of waiting out its timeout.
+        self.receivers: int | None = None
+        self.declined = 0
+
+
+# The answer of a worker that received a request for a channel it no longer serves (it
+# stopped serving between the request's publish and its delivery).
+NOT_SERVED = codec.encode({"not_served": True}, 1024)
 
 
 def reply_envelope(reply: Message | None, error: str | None, max_bytes: int) -> bytes:
@@ -211,12 +222,35 @@ class LocalHub:
             self._pending.pop(correlation, None)
 
     def complete(self, correlation: str, envelope: bytes) -> None:
-        """Hand a reply envelope to the waiting request (late replies are dropped)."""
+        """Hand a reply envelope to the waiting request (late replies are dropped).
+
+        A NOT_SERVED answer counts as a decline: the request ends (NoServer) only once
+        every receiver declined, so one worker's decline never hides another's answer.
+        """
         with self._lock:
             pending = self._pending.get(correlation)
-        if pending is not None:
+            if pending is None:
+                return
+            if envelope == NOT_SERVED:
+                pending.declined += 1
+                if pending.receivers is None or pending.declined < pending.receivers:
+                    return
+            elif pending.done.is_set():
+                return  # the first answer wins
             pending.reply = envelope
-            pending.done.set()
+        pending.done.set()
+
+    def expect(self, correlation: str, receivers: int) -> None:
+        """Record how many workers received the request (declines before it count)."""
+        with self._lock:
+            pending = self._pending.get(correlation)
+            if pending is None:
+                return
+            pending.receivers = receivers
+            if pending.declined < receivers or pending.done.is_set():
+                return
+            pending.reply = NOT_SERVED
+        pending.done.set()
 
     def wait(self, correlation: str, pending: _Pending, timeout: float) -> Message:
         """Wait for the reply of a request; decode it or raise the right BusError."""
@@ -228,6 +262,8 @@ class LocalHub:
                 self._pending.pop(correlation, None)
         if pending.reply is None:
             raise BusClosed("bus closed while waiting for a reply")
+        if pending.reply == NOT_SERVED:
+            raise NoServer("every worker that received the request had stopped serving it")
         answer = codec.decode(pending.reply, self.max_bytes + 1024)
         if "error" in answer:
             raise BusHandlerError(str(answer["error"]))

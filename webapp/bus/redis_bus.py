@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from . import codec
-from .hub import LocalHub, LocalSubscription
+from .hub import NOT_SERVED, LocalHub, LocalSubscription
 from .interfaces import BusError, Callback, Handler, Message, NoServer
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class RedisBus:
         self.max_bytes = max_bytes
         self.worker_id = uuid.uuid4().hex
         self._prefix = prefix
+        self.foreign_frames = 0  # frames dropped for naming another namespace
         self._reply_channel = f"{prefix}reply:{self.worker_id}"
         # Named connections: `CLIENT LIST` shows which worker holds which connection.
         self.client_name = f"ichimai-bus-{self.worker_id[:12]}"
@@ -89,7 +90,7 @@ class RedisBus:
         payload = codec.encode(message, self.max_bytes)
         self._hub.check_open()
         self._hub.deliver(channel, payload)
-        self._send(self._pub_channel(channel), _wire({"w": self.worker_id}, payload))
+        self._send(self._pub_channel(channel), _wire(self._header(), payload))
 
     def subscribe(self, channel: str, callback: Callback) -> LocalSubscription:
         """See `Bus.subscribe`."""
@@ -111,11 +112,12 @@ class RedisBus:
                 handler, payload, lambda env: self._hub.complete(correlation, env)
             )
         else:
-            header = {"w": self.worker_id, "id": correlation, "r": self._reply_channel}
+            header = self._header(id=correlation, r=self._reply_channel)
             receivers = self._send(self._srv_channel(channel), _wire(header, payload))
             if receivers == 0:  # no worker is subscribed to the channel: fail fast
                 self._hub.forget(correlation)
                 raise NoServer(f"nobody serves {channel!r}")
+            self._hub.expect(correlation, receivers)
         return self._hub.wait(correlation, pending, timeout)
 
     def close(self) -> None:
@@ -138,6 +140,10 @@ class RedisBus:
         self.close()
 
     # -- internals -------------------------------------------------------------------
+
+    def _header(self, **fields: str) -> dict[str, str]:
+        """Every frame names its sender and its namespace (the prefix)."""
+        return {"w": self.worker_id, "ns": self._prefix, **fields}
 
     def _pub_channel(self, channel: str) -> str:
         return f"{self._prefix}pub:{channel}"
@@ -256,6 +262,12 @@ class RedisBus:
         if len(payload) > self.max_bytes + HEADER_LIMIT:
             log.warning("dropped an oversized bus frame on %s", channel)
             return
+        if header.get("ns") != self._prefix:
+            # Another deployment's frame on our channel (a shared Redis, a prefix typed
+            # twice): never taken for ours.
+            self.foreign_frames += 1
+            log.warning("dropped a bus frame of namespace %r on %s", header.get("ns"), channel)
+            return
         if channel == self._reply_channel:
             self._hub.complete(str(header.get("id")), payload)
         elif header.get("w") == self.worker_id:
@@ -268,12 +280,17 @@ class RedisBus:
     def _serve_remote(self, channel: str, header: dict[str, Any], payload: bytes) -> None:
         handler = self._hub.server_for(channel)
         reply_to, correlation = header.get("r"), header.get("id")
-        if handler is None or not isinstance(reply_to, str) or not isinstance(correlation, str):
-            return  # not served here (any more): the requester times out
+        if not isinstance(reply_to, str) or not isinstance(correlation, str):
+            return
         if not reply_to.startswith(f"{self._prefix}reply:"):
             return
 
         def sink(envelope: bytes) -> None:
-            self._send(reply_to, _wire({"w": self.worker_id, "id": correlation}, envelope))
+            self._send(reply_to, _wire(self._header(id=correlation), envelope))
 
+        if handler is None:
+            # Not served here any more (Redis delivered it before our unsubscribe took):
+            # say so, so the requester does not wait out its timeout for nothing.
+            sink(NOT_SERVED)
+            return
         self._hub.run_handler(handler, payload, sink)

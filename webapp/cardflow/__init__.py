@@ -1,61 +1,101 @@
-"""The card at a terminal: the layer shared by the counter, the kiosk and the merchant till.
+"""The card at a terminal: one state machine for every purpose, kept on the server.
 
 API (see docs/cardflow.md):
 
-- Binding a tab (Flask, `binding`): `bind_counter(terminal)`, `bind_kiosk(terminal)`,
-  `unbind()`, `current_terminal()`, `@terminal_required(kind)`, and the per-terminal flow
-  state `save_flow(dict)`, `load_flow()`, `clear_flow()`.
-- Card steps (no Flask, `services`): `read_card(bus, verifier, terminal_id) -> CardRead`,
-  `begin_pin(bus, verifier, terminal_id, purpose, s=db_session) -> PinPrompt`,
-  `complete_pin(bus, verifier, terminal_id, prompt.state(), sealed, confirm) ->
-  VerifiedCard`, `terminal_status(bus, terminal_id)`, `card_present(bus, id, epoch)`.
-  Failures raise `CardFlowError(code: FlowCode, tries_left)`.
-- Words: `message_for(code, locale) -> Message(title, explanation, action)`.
-- Live events: the browser WebSocket `/ws/terminal` pushes the terminal's card and
-  bridge events (`card_inserted`, `card_removed`, `bridge_online`, `bridge_offline`,
-  `snapshot`) and `GET /terminal/status` is the polling fallback.
-- `verifier_for(app)`: the app's `webapp.jpki.Verifier`, built once from its settings
-  and kept in `app.extensions["jpki_verifier"]`.
+- The state machine (`machine`): `Flow`, its `State`s and events; every rule between a
+  card on a reader and the purpose it serves, sans-IO.
+- Purposes (`purposes`): what a counter, a kiosk, a home terminal or a till supplies
+  (`Purpose`); domains register theirs with `flows_for(app).register(...)`.
+- The service (`flows.FlowService`): begin, PIN prompt, PIN completion, further steps,
+  cancel; flows kept in the server-side `FlowStore` (`store`, `redis_store`).
+- The card I/O (`card`): certificate read and check, tries read, the sealed PIN.
+- Binding a tab (`binding`): `bind_staff_terminal`, `bind_kiosk`, `current_terminal()`,
+  `@terminal_required(...)`.
+- The web layer (`views`): the one JSON API under /flow, /terminal/status and the
+  /ws/terminal WebSocket.
+- `verifier_for(app)`: the app's `webapp.jpki.Verifier`, made by `init_app`.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 
 from flask import Flask
 
 from ..jpki import Verifier, build_verifier
 from .errors import CardFlowError, FlowCode
-from .messages import Message, error_body, message_for
+from .flows import FlowService
+from .store import make_flow_store
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CardFlowError",
     "FlowCode",
-    "Message",
-    "error_body",
+    "FlowService",
+    "flows_for",
     "init_app",
-    "message_for",
     "verifier_for",
 ]
 
-_lock = threading.Lock()
-
 
 def verifier_for(app: Flask) -> Verifier:
-    """The app's verifier, built on first use from its settings (demo CA in demo mode)."""
-    verifier: Verifier | None = app.extensions.get("jpki_verifier")
-    if verifier is None:
-        with _lock:
-            verifier = app.extensions.get("jpki_verifier")
-            if verifier is None:
-                verifier = build_verifier(app.config)
-                app.extensions["jpki_verifier"] = verifier
+    """The app's verifier (made by `init_app` from its settings; demo CA in demo mode)."""
+    verifier: Verifier = app.extensions["jpki_verifier"]
     return verifier
 
 
+def flows_for(app: Flask) -> FlowService:
+    """The app's flow service (made by `init_app`)."""
+    service: FlowService = app.extensions["cardflow"]
+    return service
+
+
+class _Unconfigured:
+    """Stands in for the verifier of an app that cannot check cards (no CARD_KEY_SECRET
+    in a test app): any use says why, instead of failing at start-up."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"this platform cannot check cards: {self._reason}")
+
+
 def init_app(app: Flask) -> None:
-    """Register /ws/terminal and /terminal/status (needs terminals.init_app first)."""
-    from . import views
+    """Build the verifier, the flow store and the flow service; register the views.
+
+    Without a usable CARD_KEY_SECRET the app starts (staff and points pages work) but
+    cannot check a card: the reason is logged here and given at the first card.
+    """
+    from ..bus import get_bus
+    from ..terminals import get_registry
+    from ..terminals.remote import BusTerminalLink
+    from . import cli, views
 
     app.config.setdefault("KIOSK_IDLE_SECONDS", 60)
+    try:
+        verifier: Verifier = build_verifier(app.config)
+    except ValueError as exc:
+        log.warning("cards cannot be checked: %s", exc)
+        verifier = _Unconfigured(str(exc))  # type: ignore[assignment]
+    app.extensions["jpki_verifier"] = verifier
+    store = make_flow_store(
+        str(app.config.get("BUS_URL") or "memory://"), app.config.get("BUS_PREFIX")
+    )
+    service = FlowService(link=BusTerminalLink(get_bus(app)), verifier=verifier, store=store)
+    app.extensions["cardflow"] = service
+    sources = list(app.config.get("JPKI_LINKAGE_SOURCES") or [])
+    if sources and not isinstance(verifier, _Unconfigured):
+        from .renewals import DEFAULT_INTERVAL_S, LinkageCatchUp
+
+        interval = float(app.config.get("JPKI_LINKAGE_INTERVAL_SECONDS") or DEFAULT_INTERVAL_S)
+        service.renewals = LinkageCatchUp(app, sources, interval_s=interval)
+    app.extensions["flow_store"] = store
     app.register_blueprint(views.bp)
+    app.cli.add_command(cli.jpki)
+    get_registry(app)  # terminals first: card events come from its bridges
+    if not isinstance(verifier, _Unconfigured):
+        revocation = verifier.revocation
+        # `flask jpki refresh-crl` (or the demo's "report lost") reaches every worker.
+        get_bus(app).subscribe(cli.CRL_CHANNEL, lambda message: revocation.refresh_all())

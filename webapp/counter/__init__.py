@@ -6,10 +6,18 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register /counter (and the card flow layer it stands on, if not yet there)."""
-    from .. import cardflow
+    """Register /counter, the counter's purposes and the pushed lookup (after cardflow)."""
+    from ..cardflow import flows_for
+    from ..terminals import get_registry
     from . import views
+    from .purposes import LinkPurpose, LookupPurpose, VerifyPurpose
+    from .push import CounterPush
 
-    if "cardflow" not in app.blueprints:
-        cardflow.init_app(app)
+    service = flows_for(app)
+    service.register(LookupPurpose())
+    service.register(LinkPurpose())
+    service.register(VerifyPurpose())
+    push = CounterPush(app, service)
+    app.extensions["counter_push"] = push
+    get_registry(app).card_listeners.append(push)
     app.register_blueprint(views.bp)

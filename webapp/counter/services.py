@@ -20,7 +20,7 @@ from ..barcodes import RenderedBarcode
 from ..barcodes import render as render_barcode
 from ..identity import services as identity
 from ..identity.errors import IdentityError, NotRegistered, NumberInvalid
-from ..identity.models import CardBinding, ServiceLink
+from ..identity.models import CardBinding, ServiceLink, Verification
 from ..jpki import VerifiedCard
 from ..providers.models import Provider
 from ..providers.numbers import DIGITS, NW7_DATA, Charset, NumberFormatError, parse_rule, validate
@@ -29,6 +29,7 @@ from ..providers.services import parse_counter_settings
 # Challenge purposes: the signed data binds what the PIN was entered for (Web eID's rule).
 PURPOSE_LOOKUP = "counter_lookup"
 PURPOSE_LINK = "counter_link"
+PURPOSE_VERIFY = "counter_verify"
 SUFFIX_SIGNS = {"enter": "⏎", "tab": "⇥", "none": ""}
 
 
@@ -38,6 +39,8 @@ class CounterCode(enum.StrEnum):
     PIN_REQUIRED = "pin_required"
     KEYBOARD_UNAVAILABLE = "keyboard_unavailable"
     BARCODE_UNAVAILABLE = "barcode_unavailable"
+    # The link is a claim: staff check the library card once before it is used.
+    UNVERIFIED = "unverified"
 
 
 class CounterError(Exception):
@@ -66,8 +69,13 @@ class Presentation:
     typed: bool = False
     suffix: str = "enter"
     terms_outdated: bool = False
-    verified_by_staff: bool = False
+    verification: str = Verification.UNVERIFIED
     problem: str | None = None  # e.g. keyboard_unavailable: the number is shown instead
+
+    @property
+    def verified(self) -> bool:
+        """The number was shown to belong to the card holder (staff or the library)."""
+        return self.verification in Verification.VERIFIED
 
     def as_json(self) -> dict[str, Any]:
         """JSON for the counter tab."""
@@ -80,7 +88,8 @@ class Presentation:
             "suffix": self.suffix,
             "suffix_sign": SUFFIX_SIGNS.get(self.suffix, ""),
             "terms_outdated": self.terms_outdated,
-            "verified_by_staff": self.verified_by_staff,
+            "verification": self.verification,
+            "verified": self.verified,
             "problem": self.problem,
         }
 
@@ -110,16 +119,21 @@ def present(
     *,
     keyboard: Keyboard | None = None,
     terms_outdated: bool = False,
-    verified_by_staff: bool = False,
+    verification: str = Verification.STAFF,
 ) -> Presentation:
     """Shape `number` for the provider's output mode; in mode C, type it through `keyboard`.
 
     When the bridge cannot type (no keyboard backend, bridge gone), the number is shown
     in large digits instead and `problem` says why, so the counter can go on by hand.
+    An unverified number never opens the account by itself: it is shown as digits only
+    (no barcode to scan, never typed), with `problem` "unverified" for the notice, until
+    staff have checked the library card once.
     """
     settings = settings_of(provider)
     mode, suffix = str(settings["mode"]), str(settings["keyboard_suffix"])
-    common = {"terms_outdated": terms_outdated, "verified_by_staff": verified_by_staff}
+    common: dict[str, Any] = {"terms_outdated": terms_outdated, "verification": verification}
+    if verification not in Verification.VERIFIED:
+        return Presentation("A", number, problem=CounterCode.UNVERIFIED, **common)
     if mode == "B":
         try:
             barcode = render_barcode(number, settings, label=f"{number}")
@@ -158,7 +172,31 @@ def lookup(
         found.customer_number,
         keyboard=keyboard,
         terms_outdated=found.terms_outdated,
-        verified_by_staff=found.verified_by_staff,
+        verification=found.verification,
+    )
+
+
+def lookup_at(
+    s: Session, provider_id: int, card: VerifiedCard, *, keyboard: Keyboard | None = None
+) -> tuple[Provider, Presentation]:
+    """`lookup` at the counter's provider known by its id: the provider, the card's
+    binding and its link read in one query (a tap's one round trip).
+    identity.UnknownProvider if there is no such provider."""
+
+    def pin_checked(provider: Provider) -> None:
+        if pin_required(provider) and not card.signed:
+            raise CounterError(CounterCode.PIN_REQUIRED)
+
+    try:
+        provider, found = identity.lookup_at(s, card.card_key, provider_id, before=pin_checked)
+    except IdentityError as exc:
+        raise CounterError(exc.code, cause=exc) from exc
+    return provider, present(
+        provider,
+        found.customer_number,
+        keyboard=keyboard,
+        terms_outdated=found.terms_outdated,
+        verification=found.verification,
     )
 
 
@@ -192,7 +230,26 @@ def staff_link(
         if binding is None:
             raise NotRegistered()
         return identity.link(
-            s, binding.mykey_id, provider, number, accepted_terms_version, verified_by_staff=True
+            s, binding.mykey_id, provider, number, accepted_terms_version, Verification.STAFF
         )
+    except IdentityError as exc:
+        raise CounterError(exc.code, cause=exc) from exc
+
+
+def staff_verify(s: Session, provider: Provider, card: VerifiedCard, number: str) -> ServiceLink:
+    """Mark the card holder's claimed number verified: staff checked the library card.
+
+    Needs the citizen's PIN (a signed card for PURPOSE_VERIFY), as staff linking does;
+    `number` is the one the tab showed (what the librarian compared the card with). A
+    number another citizen holds verified is refused (number_taken); the other claims on
+    the number go.
+    """
+    if not card.signed or card.purpose != PURPOSE_VERIFY:
+        raise CounterError(CounterCode.PIN_REQUIRED)
+    try:
+        binding = s.get(CardBinding, identity.card_key_bytes(card.card_key))
+        if binding is None:
+            raise NotRegistered()
+        return identity.verify(s, binding.mykey_id, provider.id, Verification.STAFF, number=number)
     except IdentityError as exc:
         raise CounterError(exc.code, cause=exc) from exc

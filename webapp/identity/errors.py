@@ -1,4 +1,4 @@
-"""Typed identity errors: each carries a code and a Japanese and an English message."""
+"""Typed identity errors: each carries a code; the web layer words it (webapp.catalogue)."""
 
 from __future__ import annotations
 
@@ -21,57 +21,13 @@ class Code(enum.StrEnum):
     REROLL_CLOSED = "reroll_closed"
 
 
-MESSAGES: dict[Code, tuple[str, str]] = {
-    Code.NOT_REGISTERED: (
-        "このカードはまだマイキーIDに登録されていません。",
-        "This card is not registered to a MyKey ID yet.",
-    ),
-    Code.NO_LINK: (
-        "この施設の利用者番号はまだ登録されていません。",
-        "No customer number is linked for this facility yet.",
-    ),
-    Code.NUMBER_INVALID: ("番号が正しくありません。", "The number is not valid."),
-    Code.ALREADY_LINKED: (
-        "この施設の番号はすでに登録されています。変更するには、いったん解除してください。",
-        "A number for this facility is already linked. Unlink it first to change it.",
-    ),
-    Code.NUMBER_TAKEN: (
-        "この番号は別のマイキーIDに登録されています。施設の窓口にお問い合わせください。",
-        "This number is linked to another MyKey ID. Please ask the facility's counter.",
-    ),
-    Code.TERMS_NOT_ACCEPTED: (
-        "利用規約に同意してください。",
-        "Please accept the terms of use.",
-    ),
-    Code.TERMS_OUTDATED: (
-        "利用規約が更新されました。新しい利用規約をお読みのうえ、同意してください。",
-        "The terms of use have changed. Please read and accept the new terms.",
-    ),
-    Code.REROLL_LIMIT: (
-        "マイキーIDの作り直しは、これ以上できません。",
-        "This MyKey ID cannot be re-created any more times.",
-    ),
-    Code.REROLL_CLOSED: (
-        "マイキーIDの作り直しは、作成直後でサービスIDの登録前に限ります。",
-        "A MyKey ID can only be re-created right after creation, before any service is linked.",
-    ),
-}
-
-
 class IdentityError(Exception):
-    """Base of identity errors; `code`, `message_ja` and `message_en` say what happened."""
+    """Base of identity errors; `code` says what happened (webapp.catalogue words it)."""
 
     code: Code
 
-    def __init__(self, message_ja: str | None = None, message_en: str | None = None) -> None:
-        default_ja, default_en = MESSAGES[self.code]
-        self.message_ja = message_ja or default_ja
-        self.message_en = message_en or default_en
-        super().__init__(f"{self.code.value}: {self.message_en}")
-
-    def message(self, locale: str) -> str:
-        """The message in `locale` ('ja' or 'en')."""
-        return self.message_en if str(locale).startswith("en") else self.message_ja
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(f"{self.code.value}: {detail}" if detail else self.code.value)
 
 
 class NotRegistered(IdentityError):
@@ -93,7 +49,7 @@ class NumberInvalid(IdentityError):
 
     def __init__(self, error: NumberFormatError) -> None:
         self.reason: Reason = error.reason
-        super().__init__(error.message_ja, error.message_en)
+        super().__init__(error.reason.value)
 
 
 class AlreadyLinked(IdentityError):

@@ -9,15 +9,17 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,13 +55,42 @@ class CardBinding(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Verification:
+    """How a link's number was shown to belong to the citizen (docs/identity.md).
+
+    UNVERIFIED: claimed by the citizen (any number that passes the library's rule). It
+    never opens the account by itself: the counter shows it with a "check the library
+    card once" notice and never types it. Several citizens may claim the same number;
+    the one who proves it gets it, and the other claims go.
+    STAFF: staff saw the physical library card at a counter.
+    LIBRARY: the library's own system said so (SIP2 63/64: valid patron, valid password).
+    """
+
+    UNVERIFIED = "unverified"
+    STAFF = "staff"
+    LIBRARY = "library"
+    ALL = (UNVERIFIED, STAFF, LIBRARY)
+    VERIFIED = (STAFF, LIBRARY)
+
+
 class ServiceLink(Base):
     """A service ID (サービスID): a provider's customer number linked to a MyKey ID."""
 
     __tablename__ = "service_links"
     __table_args__ = (
         UniqueConstraint("mykey_id", "provider_id", name="uq_service_links_mykey_provider"),
-        UniqueConstraint("provider_id", "customer_number", name="uq_service_links_provider_number"),
+        # A number is verified for one citizen at most; unverified claims may repeat (so a
+        # claim never tells anyone whether the number is someone else's).
+        Index(
+            "uq_service_links_verified_number",
+            "provider_id",
+            "customer_number",
+            unique=True,
+            sqlite_where=text("verification <> 'unverified'"),
+            postgresql_where=text("verification <> 'unverified'"),
+        ),
+        Index("ix_service_links_provider_number", "provider_id", "customer_number"),
+        CheckConstraint("verification IN ('unverified', 'staff', 'library')", name="verification"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,8 +98,14 @@ class ServiceLink(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
     customer_number: Mapped[str] = mapped_column(String(64))
     accepted_terms_version: Mapped[int] = mapped_column(Integer)
-    verified_by_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    verification: Mapped[str] = mapped_column(String(16), default=Verification.UNVERIFIED)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def verified(self) -> bool:
+        """Shown to belong to the citizen (by staff or by the library's system)."""
+        return self.verification in Verification.VERIFIED
 
 
 class LookupCount(Base):
@@ -81,3 +118,19 @@ class LookupCount(Base):
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RebindConflict(Base):
+    """Two MyKey IDs of one citizen that both hold links or points: staff decide.
+
+    Written by an import that could not move a card's binding without merging them;
+    removed by staff once resolved. Holds the two IDs only (no card key, no serial, no
+    date: nothing about the renewal is kept beyond the binding).
+    """
+
+    __tablename__ = "identity_rebind_conflicts"
+    __table_args__ = (UniqueConstraint("old_mykey_id", "new_mykey_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    old_mykey_id: Mapped[str] = mapped_column(String(MYKEY_ID_LENGTH))
+    new_mykey_id: Mapped[str] = mapped_column(String(MYKEY_ID_LENGTH))

@@ -10,13 +10,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..providers.models import Provider
 from ..providers.numbers import NumberFormatError, validate
+from . import counts
 from .errors import (
     AlreadyLinked,
     NoLink,
@@ -28,7 +30,15 @@ from .errors import (
     TermsNotAccepted,
     TermsOutdated,
 )
-from .models import CARD_KEY_LENGTH, MYKEY_ID_LENGTH, CardBinding, LookupCount, MyKeyID, ServiceLink
+from .models import (
+    CARD_KEY_LENGTH,
+    MYKEY_ID_LENGTH,
+    CardBinding,
+    MyKeyID,
+    ServiceLink,
+    Verification,
+)
+from .renewal import move_points_accounts
 
 # No 0/O, 1/I/L, U/V (Crockford's reasoning): easy to read aloud and to type at a kiosk.
 # 29 symbols ** 8 = 5.0e11 IDs: at 1e8 citizens a fresh draw collides 2e-4 of the time.
@@ -115,20 +125,21 @@ def _has_links(s: Session, mykey_id: str) -> bool:
     return s.scalar(stmt) is not None
 
 
-def can_reroll(s: Session, mykey: MyKeyID, *, now: datetime | None = None) -> bool:
-    """Whether `reroll` would succeed now."""
-    return (
-        mykey.rerolls_used < MAX_REROLLS
-        and _now(now) - _aware(mykey.created_at) <= REROLL_WINDOW
-        and not _has_links(s, mykey.id)
-    )
+def can_reroll(
+    s: Session, mykey: MyKeyID, *, now: datetime | None = None, has_links: bool | None = None
+) -> bool:
+    """Whether `reroll` would succeed now (`has_links` when the caller has read them)."""
+    if mykey.rerolls_used >= MAX_REROLLS or _now(now) - _aware(mykey.created_at) > REROLL_WINDOW:
+        return False
+    return not (_has_links(s, mykey.id) if has_links is None else has_links)
 
 
 def reroll(s: Session, mykey_id: str, *, now: datetime | None = None) -> MyKeyID:
     """Swap the MyKey ID for a fresh one, as the real platform allowed a few times.
 
-    Only right after creation (REROLL_WINDOW) and before any service link, so only the card
-    binding points at the old ID; it moves to the new one and the old row goes.
+    Only right after creation (REROLL_WINDOW) and before any service link. The card
+    binding and the citizen's points accounts (points granted meanwhile) move to the new
+    ID, then the old row goes: nothing is left pointing at the old ID.
     """
     old = get(s, mykey_id)
     if old.rerolls_used >= MAX_REROLLS:
@@ -139,6 +150,7 @@ def reroll(s: Session, mykey_id: str, *, now: datetime | None = None) -> MyKeyID
     s.add(new)
     s.flush()
     s.execute(update(CardBinding).where(CardBinding.mykey_id == old.id).values(mykey_id=new.id))
+    move_points_accounts(s, old.id, new.id)
     s.delete(old)
     s.commit()
     return new
@@ -158,9 +170,12 @@ def _link_for(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None
     return s.scalar(stmt)
 
 
-def _number_holder(s: Session, provider_id: int, number: str) -> str | None:
-    stmt = select(ServiceLink.mykey_id).where(
-        ServiceLink.provider_id == provider_id, ServiceLink.customer_number == number
+def _verified_holder(s: Session, provider_id: int, number: str) -> ServiceLink | None:
+    """The link that holds `number` verified at the provider, if any."""
+    stmt = select(ServiceLink).where(
+        ServiceLink.provider_id == provider_id,
+        ServiceLink.customer_number == number,
+        ServiceLink.verification.in_(Verification.VERIFIED),
     )
     return s.scalar(stmt)
 
@@ -171,33 +186,121 @@ def link(
     provider: Provider,
     customer_number: str,
     accepted_terms_version: int | None,
-    verified_by_staff: bool = False,
+    verification: str = Verification.UNVERIFIED,
+    *,
+    now: datetime | None = None,
 ) -> ServiceLink:
-    """Link a customer number of `provider` to the MyKey ID (one per provider, number unique)."""
+    """Link a customer number of `provider` to the MyKey ID (one link per provider).
+
+    Unverified, it is a claim: it never says whether someone else claims or holds the
+    number (several citizens may claim one). Verified (staff saw the card, or the
+    library's system said so), the number becomes this citizen's: NumberTaken if another
+    citizen holds it verified, and every other claim on it goes.
+    """
+    if verification not in Verification.ALL:
+        raise ValueError(f"unknown verification {verification!r}")
     get(s, mykey_id)
     _check_terms(provider, accepted_terms_version)
     try:
         number = validate(customer_number, provider.number_rule)
     except NumberFormatError as exc:
         raise NumberInvalid(exc) from exc
-    if _link_for(s, mykey_id, provider.id) is not None:
+    own = _link_for(s, mykey_id, provider.id)
+    if own is not None:
+        upgrade = verification in Verification.VERIFIED and not own.verified
+        if upgrade and own.customer_number == number:
+            own.accepted_terms_version = accepted_terms_version
+            return _verify(s, own, verification, now)
         raise AlreadyLinked()
-    if _number_holder(s, provider.id, number) is not None:
-        raise NumberTaken()
     row = ServiceLink(
         mykey_id=mykey_id,
         provider_id=provider.id,
         customer_number=number,
         accepted_terms_version=accepted_terms_version,
-        verified_by_staff=verified_by_staff,
+        verification=Verification.UNVERIFIED,
     )
+    if verification in Verification.VERIFIED:
+        return _verify(s, row, verification, now)
     s.add(row)
     try:
         s.commit()
     except IntegrityError:
-        # A concurrent request won the unique constraint: say which one.
+        # A concurrent request of the same citizen linked this provider first.
         s.rollback()
-        if _link_for(s, mykey_id, provider.id) is not None:
+        raise AlreadyLinked() from None
+    return row
+
+
+def check_link(
+    s: Session,
+    mykey_id: str,
+    provider: Provider,
+    customer_number: str,
+    accepted_terms_version: int | None,
+) -> str:
+    """What `link` would refuse before anyone is asked (terms, the number's rule, a link
+    of this citizen to another number or already verified); the normalized number.
+    Writes nothing, and says nothing about other citizens' links."""
+    get(s, mykey_id)
+    _check_terms(provider, accepted_terms_version)
+    try:
+        number = validate(customer_number, provider.number_rule)
+    except NumberFormatError as exc:
+        raise NumberInvalid(exc) from exc
+    own = _link_for(s, mykey_id, provider.id)
+    if own is not None and (own.customer_number != number or own.verified):
+        raise AlreadyLinked()
+    return number
+
+
+def verify(
+    s: Session,
+    mykey_id: str,
+    provider_id: int,
+    verification: str,
+    *,
+    number: str | None = None,
+    now: datetime | None = None,
+) -> ServiceLink:
+    """Mark the citizen's link verified (`number`, when given, must be the linked one:
+    what staff checked the card against). NumberTaken if another citizen holds the
+    number verified; the other claims on it go."""
+    if verification not in Verification.VERIFIED:
+        raise ValueError(f"not a verification: {verification!r}")
+    row = _link_for(s, mykey_id, provider_id)
+    if row is None or (number is not None and row.customer_number != number):
+        raise NoLink()
+    if row.verified:
+        return row
+    return _verify(s, row, verification, now)
+
+
+def _verify(s: Session, row: ServiceLink, verification: str, now: datetime | None) -> ServiceLink:
+    """Make `row` (new or a claim) the verified holder of its number, in one transaction.
+
+    The unique index on verified numbers decides: the row is written verified first (a
+    number another citizen holds verified fails there, and under parallel requests only
+    one can win), then the other claims on the number go."""
+    row.verification = verification
+    row.verified_at = _now(now)
+    s.add(row)
+    try:
+        s.flush()
+        # The other claims on the number go: the number is proven to be this citizen's.
+        s.execute(
+            delete(ServiceLink).where(
+                ServiceLink.provider_id == row.provider_id,
+                ServiceLink.customer_number == row.customer_number,
+                ServiceLink.mykey_id != row.mykey_id,
+                ServiceLink.verification == Verification.UNVERIFIED,
+            )
+        )
+        s.commit()
+    except IntegrityError:
+        # Another citizen's verification of the same number won the unique index, or this
+        # citizen linked the provider concurrently.
+        s.rollback()
+        if row.id is None and _link_for(s, row.mykey_id, row.provider_id) is not None:
             raise AlreadyLinked() from None
         raise NumberTaken() from None
     return row
@@ -240,7 +343,12 @@ class LookupResult:
 
     customer_number: str
     terms_outdated: bool
-    verified_by_staff: bool
+    verification: str
+
+    @property
+    def verified(self) -> bool:
+        """Shown to belong to the citizen (staff, or the library's system)."""
+        return self.verification in Verification.VERIFIED
 
 
 def lookup(
@@ -248,37 +356,70 @@ def lookup(
 ) -> LookupResult:
     """The customer number this card holds at `provider` (NotRegistered / NoLink otherwise).
 
-    Leaves no trace per person: only the provider's count for the day goes up.
+    Leaves no trace per person: only the provider's count for the day goes up (in the
+    worker, written by `counts.flush` within FLUSH_SECONDS): one read, no write.
     """
-    binding = s.get(CardBinding, card_key_bytes(card_key))
-    if binding is None:
+    # One round trip: the binding and, when there is one, its link at this provider.
+    found = s.execute(
+        select(CardBinding.mykey_id, ServiceLink)
+        .outerjoin(
+            ServiceLink,
+            (ServiceLink.mykey_id == CardBinding.mykey_id)
+            & (ServiceLink.provider_id == provider.id),
+        )
+        .where(CardBinding.card_key == card_key_bytes(card_key))
+    ).first()
+    return _looked_up(s, provider, found, today)
+
+
+class UnknownProvider(LookupError):
+    """No provider has that id (a terminal's provider deleted under it)."""
+
+
+def lookup_at(
+    s: Session,
+    card_key: bytes | str,
+    provider_id: int,
+    *,
+    before: Callable[[Provider], None] | None = None,
+    today: date | None = None,
+) -> tuple[Provider, LookupResult]:
+    """`lookup` at a provider known by its id: the provider, the card's binding and its
+    link there in one query (a counter tap's only round trip). `before(provider)` may
+    refuse (raise) before anything is answered or counted; UnknownProvider if there is
+    no such provider."""
+    key = card_key_bytes(card_key)
+    row = s.execute(
+        select(Provider, CardBinding.mykey_id, ServiceLink)
+        .select_from(Provider)
+        .outerjoin(CardBinding, CardBinding.card_key == key)
+        .outerjoin(
+            ServiceLink,
+            (ServiceLink.mykey_id == CardBinding.mykey_id)
+            & (ServiceLink.provider_id == Provider.id),
+        )
+        .where(Provider.id == provider_id)
+    ).first()
+    if row is None:
+        raise UnknownProvider(provider_id)
+    provider = row[0]
+    if before is not None:
+        before(provider)
+    found = None if row[1] is None else (row[1], row[2])
+    return provider, _looked_up(s, provider, found, today)
+
+
+def _looked_up(s: Session, provider: Provider, found: Any, today: date | None) -> LookupResult:
+    """The answer from (binding's MyKey ID, link or None), counted; or the refusal."""
+    if found is None:
         raise NotRegistered()
-    row = _link_for(s, binding.mykey_id, provider.id)
+    row = found[1]
     if row is None:
         raise NoLink()
     result = LookupResult(
         customer_number=row.customer_number,
         terms_outdated=row.accepted_terms_version != provider.terms_version,
-        verified_by_staff=row.verified_by_staff,
+        verification=row.verification,
     )
-    _count(s, provider.id, today or datetime.now(JST).date())
+    counts.add(s, provider.id, today or datetime.now(JST).date())
     return result
-
-
-def _count(s: Session, provider_id: int, day: date) -> None:
-    """Add one to the provider's lookups for `day` (an upsert that works on SQLite and PG)."""
-    bump = (
-        update(LookupCount)
-        .where(LookupCount.provider_id == provider_id, LookupCount.day == day)
-        .values(count=LookupCount.count + 1)
-    )
-    if s.execute(bump).rowcount:  # type: ignore[attr-defined]
-        s.commit()
-        return
-    s.add(LookupCount(provider_id=provider_id, day=day, count=1))
-    try:
-        s.commit()
-    except IntegrityError:  # another worker inserted the day's row first
-        s.rollback()
-        s.execute(bump)
-        s.commit()

@@ -8,10 +8,17 @@ RSA verify: ~0.02 s on a 27 MB, 1,000,000-entry CRL, where cryptography's
 (~0.7 s) instead of building a Python object per entry through cryptography (~0.95 s).
 cryptography still parses the CRL first (~0.05 s): it validates the DER and gives the
 header fields (issuer, dates, extensions). The index of 1,000,000 serials takes ~80 MB.
+
+Each entry's CRLReason (RFC 5280 5.3.1) is kept as the value of its serial in the same
+dict (None when the entry carries none): small ints are shared objects, so the reasons
+cost no memory, and the common check stays one `in` on the dict. One purpose reads the
+reason: a renewed card (superseded) may move its MyKey ID to its successor (docs/
+identity.md "Renewed and replaced cards"); every other check treats any entry as revoked.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 
@@ -34,6 +41,26 @@ _SHA256_RSA_IDS = frozenset(
 )
 _CERTIFICATE_ISSUER_OID = b"\x06\x03\x55\x1d\x1d"  # 2.5.29.29 in an entry: indirect CRL
 _CRITICAL_TRUE = b"\x01\x01\xff"
+_REASON_CODE_OID = b"\x06\x03\x55\x1d\x15"  # 2.5.29.21 reasonCode
+# The usual entry extensions: exactly one, a non-critical reasonCode (value in the last byte).
+_REASON_ONLY = b"\x30\x0c\x30\x0a" + _REASON_CODE_OID + b"\x04\x03\x0a\x01"
+
+
+class CrlReason(enum.IntEnum):
+    """CRLReason values (RFC 5280 5.3.1) the platform tells apart."""
+
+    UNSPECIFIED = 0
+    KEY_COMPROMISE = 1  # a lost or stolen card (J-LIS: 紛失・盗難)
+    CA_COMPROMISE = 2
+    AFFILIATION_CHANGED = 3
+    SUPERSEDED = 4  # a renewed certificate (更新) replaced this one
+    CESSATION_OF_OPERATION = 5
+    CERTIFICATE_HOLD = 6
+    REMOVE_FROM_CRL = 8
+    PRIVILEGE_WITHDRAWN = 9
+    AA_COMPROMISE = 10
+
+
 # Extensions of a full, direct CRL that we understand; any other critical one refuses it.
 _HANDLED_CRL_EXTENSIONS = frozenset(
     {
@@ -58,10 +85,10 @@ class RevocationList:
     this_update: float  # POSIX seconds
     next_update: float
     crl_number: int | None
-    # The revoked serials, as dict keys (values None): a dict of ints is never tracked by
-    # the garbage collector, a set is, and a full collection walking a 1,000,000-entry
-    # set costs ~8 ms every time it runs.
-    serials: dict[int, None]
+    # The revoked serials, as dict keys, each with its CRLReason or None: a dict of ints
+    # is never tracked by the garbage collector, a set is, and a full collection walking
+    # a 1,000,000-entry set costs ~8 ms every time it runs.
+    serials: dict[int, int | None]
     load_seconds: float
 
     def __contains__(self, serial: object) -> bool:
@@ -69,6 +96,10 @@ class RevocationList:
 
     def __len__(self) -> int:
         return len(self.serials)
+
+    def reason(self, serial: int) -> int | None:
+        """The CRLReason of a revoked serial (None: not revoked, or revoked without one)."""
+        return self.serials.get(serial)
 
 
 def _as_der(data: bytes) -> bytes:
@@ -215,14 +246,14 @@ def _check_extensions(extensions: x509.Extensions) -> int | None:
     return crl_number
 
 
-def _revoked_serials(buf: bytes, pos: int, end: int) -> dict[int, None]:
+def _revoked_serials(buf: bytes, pos: int, end: int) -> dict[int, int | None]:
     """Walk revokedCertificates: SEQUENCE OF { serial INTEGER, date Time, extensions? }.
 
     The CRL was parsed by cryptography and its signature checked before this runs; the
     loop (~0.7 us an entry) still checks tags and bounds and stops on anything it does not
     expect, because a misread entry would be a revoked card let through.
     """
-    serials: dict[int, None] = {}
+    serials: dict[int, int | None] = {}
     from_bytes = int.from_bytes
     while pos < end:
         if buf[pos] != SEQUENCE:
@@ -243,28 +274,37 @@ def _revoked_serials(buf: bytes, pos: int, end: int) -> dict[int, None]:
         if not 0 < serial_len < 0x80:
             raise DERError("bad serial length")
         date_pos = start + 2 + serial_len
-        serials[from_bytes(buf[start + 2 : date_pos], "big", signed=True)] = None
         if buf[date_pos] not in (0x17, 0x18):
             raise DERError("revocationDate is not a Time")
         ext_pos = date_pos + 2 + buf[date_pos + 1]
+        reason = None
         if ext_pos != stop:
-            _check_entry_extensions(buf[ext_pos:stop])
+            reason = _check_entry_extensions(buf[ext_pos:stop])
+        serials[from_bytes(buf[start + 2 : date_pos], "big", signed=True)] = reason
         pos = stop
     if pos != end:
         raise DERError("revokedCertificates overruns its SEQUENCE")
     return serials
 
 
-def _check_entry_extensions(ext: bytes) -> None:
-    """Entry extensions: reasonCode, invalidityDate... are fine (every entry counts as
-    revoked, a suspension included: fail closed); certificateIssuer (an indirect CRL) or
-    any critical entry extension makes the CRL unusable here.
+def _check_entry_extensions(ext: bytes) -> int | None:
+    """The entry's CRLReason, if it has one. Entry extensions: reasonCode,
+    invalidityDate... are fine (every entry counts as revoked, a suspension included:
+    fail closed); certificateIssuer (an indirect CRL) or any critical entry extension
+    makes the CRL unusable here.
 
-    A byte screen first (most entries carry only a non-critical reasonCode), the full
-    parse only when the screen sees one of the two markers.
+    Byte screens first (most entries carry only a non-critical reasonCode: its exact
+    encoding), the full parse only when a screen sees one of the markers.
     """
-    if _CERTIFICATE_ISSUER_OID not in ext and _CRITICAL_TRUE not in ext:
-        return
+    if len(ext) == len(_REASON_ONLY) + 1 and ext.startswith(_REASON_ONLY):
+        return ext[-1]
+    if (
+        _CERTIFICATE_ISSUER_OID not in ext
+        and _CRITICAL_TRUE not in ext
+        and _REASON_CODE_OID not in ext
+    ):
+        return None
+    reason: int | None = None
     start, end = expect(ext, 0, len(ext), SEQUENCE)
     if end != len(ext):
         raise DERError("trailing bytes after entry extensions")
@@ -277,4 +317,12 @@ def _check_entry_extensions(ext: bytes) -> None:
         tag, flag_start, flag_end = read_header(ext, oid_end, ext_end)
         if tag == 0x01 and ext[flag_start:flag_end] != b"\x00":
             raise DERError("critical CRL entry extension")
+        if ext[ext_start:oid_end] == _REASON_CODE_OID:
+            value_start = flag_end if tag == 0x01 else oid_end
+            octets_start, octets_end = expect(ext, value_start, ext_end, 0x04)
+            enum_start, enum_end = expect(ext, octets_start, octets_end, 0x0A)
+            if enum_end - enum_start != 1:
+                raise DERError("reasonCode is not one byte")
+            reason = ext[enum_start]
         pos = ext_end
+    return reason

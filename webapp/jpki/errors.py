@@ -85,9 +85,17 @@ class CertificateNotYetValid(VerificationError):
 
 
 class CertificateRevoked(VerificationError):
-    """The certificate is on the issuer's current CRL (e.g. a card reported lost)."""
+    """The certificate is on the issuer's current CRL (e.g. a card reported lost).
+
+    `crl_reason`: the entry's CRLReason (RFC 5280 5.3.1; 1 key compromise, 4
+    superseded), None when the entry carries none.
+    """
 
     reason = Reason.REVOKED
+
+    def __init__(self, detail: str = "", *, crl_reason: int | None = None) -> None:
+        super().__init__(detail)
+        self.crl_reason = crl_reason
 
 
 class CrlUnavailable(VerificationError):

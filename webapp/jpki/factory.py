@@ -7,6 +7,10 @@ workers: challenges then live in Redis, else in this process's memory), NONCE_MA
 (follow the certificate's distribution point), an http(s) URL or a file path, optionally
 prefixed with "<anchor sha256 hex>=" to apply to one anchor only (the 2015 and 2023 J-LIS
 roots each publish their own CRL). With no spec, distribution points are followed.
+
+In demo mode the demo J-LIS's own CRL (DEMO_JLIS_DIR/auth.crl) applies to the demo
+anchor unless a spec names that anchor: ICHIMAI_DEMO=1 and ICHIMAI_DEMO_JLIS_DIR are all a
+demo needs (the demo certificates' distribution point is a URL nobody serves).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .trust import ROOTS_DIR, TrustStore
 from .verifier import Verifier
 
 DEMO_AUTH_CA_FILE = "auth_ca.pem"  # written by bridge.vcard.jlis.DemoJLIS
+DEMO_AUTH_CRL_FILE = "auth.crl"  # and its CRL, re-published on every revocation
 REDIS_SCHEMES = ("redis", "rediss", "unix")  # the schemes for which make_bus picks RedisBus
 
 
@@ -38,6 +43,9 @@ def nonce_store_from_settings(settings: Mapping[str, Any]) -> NonceStore:
     if urlsplit(url).scheme in REDIS_SCHEMES:
         from .redis_nonces import RedisNonceStore  # redis only where it is configured
 
+        prefix = settings.get("BUS_PREFIX")  # the deployment's namespace, when set
+        if prefix:
+            return RedisNonceStore.from_url(url, max_entries=bound, prefix=f"{prefix}nonce:")
         return RedisNonceStore.from_url(url, max_entries=bound)
     return InMemoryNonceStore(max_entries=bound)
 
@@ -83,12 +91,25 @@ def card_key_secret(settings: Mapping[str, Any], trust: TrustStore) -> bytes:
     raise ValueError("CARD_KEY_SECRET must be set (32 bytes or more)")
 
 
+def crl_specs(settings: Mapping[str, Any], trust: TrustStore) -> list[str]:
+    """JPKI_CRL_SOURCES, plus the demo J-LIS's CRL for its anchor in demo mode."""
+    specs = list(settings.get("JPKI_CRL_SOURCES") or [])
+    demo_dir = settings.get("DEMO_JLIS_DIR") or ""
+    if not settings.get("DEMO_MODE") or not demo_dir:
+        return specs
+    pinned = {s.partition("=")[0] for s in specs}
+    for anchor in trust.anchors:
+        if anchor.demo and anchor.fingerprint not in pinned:
+            specs.append(f"{anchor.fingerprint}={Path(demo_dir) / DEMO_AUTH_CRL_FILE}")
+    return specs
+
+
 def build_verifier(settings: Mapping[str, Any], *, store: NonceStore | None = None) -> Verifier:
     """The Verifier (with its challenge service) a deployment's settings describe."""
     trust = trust_from_settings(settings)
     return Verifier(
         trust=trust,
-        revocation=revocation_from_specs(list(settings.get("JPKI_CRL_SOURCES") or [])),
+        revocation=revocation_from_specs(crl_specs(settings, trust)),
         challenges=ChallengeService(
             store if store is not None else nonce_store_from_settings(settings)
         ),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .chain import CheckedCertificate
-from .crl import CrlError, RevocationList, load_crl
+from .crl import CrlError, CrlReason, RevocationList, load_crl
 from .crl_sources import CrlFetchError, CrlSource, DistributionPointCrlSource
 from .errors import CertificateRevoked, CrlUnavailable
 from .trust import TrustAnchor
@@ -102,13 +102,24 @@ class RevocationChecker:
                 errors[anchor.label] = exc.detail
         return errors
 
-    def check(self, slot: CrlSlot, serial: int, now: float) -> None:
+    def check(
+        self, slot: CrlSlot, serial: int, now: float, *, allow_superseded: bool = False
+    ) -> bool:
         """Raise CertificateRevoked if `serial` is on the slot's fresh CRL, CrlUnavailable
-        when there is no fresh CRL to ask."""
+        when there is no fresh CRL to ask; False when it is not revoked.
+
+        `allow_superseded` (the two-card renewal step only): an entry whose CRLReason is
+        superseded (a renewed certificate) answers True instead of raising; any other
+        entry (key compromise: a lost card; no reason at all) still raises.
+        """
         current = slot.current
         crl = self._refresh(slot, now) if current is None or now >= current[1] else current[0]
         if serial in crl.serials:
-            raise CertificateRevoked("on the issuer's CRL")
+            reason = crl.serials[serial]
+            if allow_superseded and reason == CrlReason.SUPERSEDED:
+                return True
+            raise CertificateRevoked("on the issuer's CRL", crl_reason=reason)
+        return False
 
     def refresh(self, slot: CrlSlot) -> RevocationList:
         """Load the slot's CRL now (warm-up, or a scheduler ahead of nextUpdate)."""

@@ -60,6 +60,9 @@ class VerifiedCard(NamedTuple):
     anchor: str  # label of the trust anchor (e.g. "JPKI for user authentication 2023")
     purpose: str | None = None
     terminal_id: str | None = None
+    # Revoked as superseded (a renewed certificate): only ever True when the caller
+    # asked for it (`allow_superseded`, the two-card renewal step's old card).
+    superseded: bool = False
 
     @property
     def card_key_hex(self) -> str:
@@ -184,8 +187,14 @@ class Verifier:
         *,
         expected_purpose: str | None = None,
         expected_terminal: str | None = None,
+        allow_superseded: bool = False,
     ) -> VerifiedCard:
-        """Burn the nonce, then chain, validity, revocation and signature; or raise."""
+        """Burn the nonce, then chain, validity, revocation and signature; or raise.
+
+        `allow_superseded`: for the two-card renewal step's old card only (the card flow
+        asks it for that purpose and that card): a certificate revoked as superseded is
+        accepted and marked so (`superseded`); any other revocation still raises.
+        """
         record = self.challenges.take(nonce)
         if expected_purpose is not None and record.purpose != expected_purpose:
             raise PurposeMismatch(f"challenge was issued for {record.purpose!r}")
@@ -193,7 +202,7 @@ class Verifier:
             raise TerminalMismatch("challenge was issued for another terminal")
         # Rebuilt from our own origin and the stored record, never from client input.
         data = signed_data_after(self._prefix, nonce, record.purpose, record.terminal_id)
-        entry = self._check(cert_der, self._clock())
+        entry, superseded = self._check(cert_der, self._clock(), allow_superseded)
         if type(signature) is not bytes or len(signature) != entry.signature_length:
             raise BadSignature("signature has the wrong length")
         # RFC 8017 8.2.2: undo the RSA (OpenSSL checks the type-1 padding), then compare
@@ -213,6 +222,7 @@ class Verifier:
             entry.anchor_label,
             record.purpose,
             record.terminal_id,
+            superseded,
         )
 
     def identify(self, cert_der: bytes) -> VerifiedCard:
@@ -221,8 +231,19 @@ class Verifier:
         Proves only that a valid, unrevoked certificate was presented, not that the card
         is present (a certificate is public data); providers choose when that suffices.
         """
-        entry = self._check(cert_der, self._clock())
+        entry, _ = self._check(cert_der, self._clock())
         return VerifiedCard(entry.card_key, entry.not_after_utc, False, entry.anchor_label)
+
+    def identify_superseded(self, cert_der: bytes) -> VerifiedCard:
+        """`identify`, accepting a certificate revoked as superseded (marked `superseded`).
+
+        For the two-card renewal step only (its old card, before the PIN); a lost card's
+        key-compromise revocation, or any other, is still refused.
+        """
+        entry, superseded = self._check(cert_der, self._clock(), True)
+        return VerifiedCard(
+            entry.card_key, entry.not_after_utc, False, entry.anchor_label, superseded=superseded
+        )
 
     # trust changes and introspection
 
@@ -239,13 +260,21 @@ class Verifier:
         self._generation += 1
         self._cache.clear()
 
+    def card_key_of(self, issuer_der: bytes, serial_bytes: bytes) -> bytes:
+        """The card key of a certificate known by issuer Name DER and serial content (J-LIS
+        linkage names certificates this way; webapp/jpki/linkage.py)."""
+        return card_key(self._secret, issuer_der, serial_bytes)
+
     @property
     def cache_stats(self) -> dict[str, int]:
         """Hits, misses and size of the per-certificate cache."""
         return {"hits": self._cache.hits, "misses": self._cache.misses, "size": len(self._cache)}
 
-    def _check(self, cert_der: bytes, now: float) -> _Entry:
-        """Chain (cached per fingerprint), then validity and revocation at `now`."""
+    def _check(
+        self, cert_der: bytes, now: float, allow_superseded: bool = False
+    ) -> tuple[_Entry, bool]:
+        """Chain (cached per fingerprint), then validity and revocation at `now`; the
+        entry, and whether it is revoked as superseded (only with `allow_superseded`)."""
         if type(cert_der) is not bytes or not 0 < len(cert_der) <= MAX_CERT_BYTES:
             raise MalformedCertificate("missing or oversized certificate")
         fingerprint = _sha256(cert_der).digest()
@@ -262,8 +291,11 @@ class Verifier:
         # RevocationChecker.check does the refresh and names the reason otherwise.
         current = entry.slot.current
         if current is None or now >= current[1] or entry.serial in current[0].serials:
-            self.revocation.check(entry.slot, entry.serial, now)
-        return entry
+            superseded = self.revocation.check(
+                entry.slot, entry.serial, now, allow_superseded=allow_superseded
+            )
+            return entry, superseded
+        return entry, False
 
     def _check_new(self, cert_der: bytes, fingerprint: bytes) -> _Entry:
         """The clock-free checks of a certificate not in the cache; caches the result."""

@@ -10,7 +10,6 @@ flow (templates/kiosk/_screens.html, kiosk.js, /kiosk/api) on that terminal.
 from __future__ import annotations
 
 import os
-import threading
 from datetime import datetime
 
 from flask import (
@@ -26,44 +25,30 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from limits import parse
 
 from .. import db
-from ..staff.throttle import Budget, FailureThrottle, storage_uri
 from ..terminals import services
+from ..terminals.download_views import install_guide
 from ..terminals.models import Terminal, utcnow
+from ..throttle import AttemptLimiter, Budget, app_limiter, client_key, setting
 from . import home_binding
 from .home_binding import CODE_KEY, bind_home, is_home_session, owned_terminal, unbind_home
 
 bp = Blueprint("home", __name__, url_prefix="/home")
-_lock = threading.Lock()
 
 
-def throttle(app: Flask) -> FailureThrottle:
-    """The app's throttle of home terminal creation (pairing's mechanism, own budgets)."""
-    found: FailureThrottle | None = app.extensions.get("home_terminal_throttle")
-    if found is None:
-        with _lock:
-            found = app.extensions.get("home_terminal_throttle")
-            if found is None:
-                found = FailureThrottle(
-                    app.config.get("HOME_THROTTLE_STORAGE")
-                    or storage_uri(app.config.get("BUS_URL"))
-                )
-                app.extensions["home_terminal_throttle"] = found
-    return found
+def throttle(app: Flask) -> AttemptLimiter:
+    """The app's attempt limiter, which counts home terminal creation (webapp/throttle.py)."""
+    return app_limiter(app.extensions, app.config)
 
 
-def _budgets(ip: str) -> tuple[Budget, Budget]:
+def _budgets(address: str | None) -> tuple[Budget, Budget]:
+    """Per client address (IPv6 by /64) and overall, from the settings of now."""
     config = current_app.config
     return (
-        (parse(config["HOME_LIMIT_PER_IP"]), "home-terminal-ip", ip),
-        (parse(config["HOME_LIMIT_OVERALL"]), "home-terminal", "all"),
+        Budget.of(config["HOME_LIMIT_PER_IP"], "home-terminal-ip", client_key(address)),
+        Budget.of(config["HOME_LIMIT_OVERALL"], "home-terminal", "all"),
     )
-
-
-def _client_ip() -> str:
-    return request.remote_addr or "unknown"
 
 
 def _code_shown(terminal: Terminal) -> dict[str, str] | None:
@@ -79,10 +64,13 @@ def _code_shown(terminal: Terminal) -> dict[str, str] | None:
 
 
 def _page(**extra: object) -> str:
+    origin = current_app.config.get("PLATFORM_ORIGIN", "")
+    code = extra.get("code")
     return render_template(
         "kiosk/home.html",
-        origin=current_app.config.get("PLATFORM_ORIGIN", ""),
+        origin=origin,
         idle_seconds=int(current_app.config["HOME_IDLE_SECONDS"]),
+        guide=install_guide(origin, code.get("code") if isinstance(code, dict) else None),
         **extra,
     )
 
@@ -96,6 +84,10 @@ def index() -> ResponseReturnValue:
             unbind_home()  # expired or not ours: the session forgets it
         return _page(state="start", expired=expired)
     if not services.home_paired(db.session(), terminal.id):
+        if services.had_revoked_bridge(db.session(), terminal.id):
+            # Its bridge was revoked: the code it paired with is used; a new one is needed.
+            session.pop(CODE_KEY, None)
+            return _page(state="pairing", terminal=terminal, code=None, revoked=True)
         return _page(state="pairing", terminal=terminal, code=_code_shown(terminal))
     session.pop(CODE_KEY, None)
     return _page(state="ready", terminal=terminal)
@@ -104,8 +96,9 @@ def index() -> ResponseReturnValue:
 @bp.post("/terminal")
 def create() -> ResponseReturnValue:
     """Make a personal terminal for this browser and show its pairing code (throttled)."""
-    budgets = _budgets(_client_ip())
-    wait = throttle(current_app).retry_after(*budgets)
+    budgets = _budgets(request.remote_addr)
+    # Taken before the terminal is made, so parallel presses cannot make more.
+    wait = throttle(current_app).take(*budgets)
     if wait:
         minutes = max(1, (wait + 59) // 60)
         message = _(
@@ -116,8 +109,11 @@ def create() -> ResponseReturnValue:
         response = current_app.make_response((_page(state="start", error=message), 429))
         response.headers["Retry-After"] = str(wait)
         return response
-    created = services.create_home_terminal(db.session())
-    throttle(current_app).hit(*budgets)
+    try:
+        created = services.create_home_terminal(db.session())
+    except BaseException:
+        throttle(current_app).give_back(*budgets)  # nothing was made
+        raise
     bind_home(created)
     return redirect(url_for("home.index"))
 
@@ -134,14 +130,12 @@ def status() -> ResponseReturnValue:
 
 def init_app(app: Flask) -> None:
     """Settings, the /home blueprint and the home-session check before each request."""
+    # HOME_TERMINAL_IDLE_DAYS is in webapp.config: a home session's idle timeout too.
     env = os.environ
-    app.config.setdefault(
-        "HOME_TERMINAL_IDLE_DAYS", float(env.get("ICHIMAI_HOME_TERMINAL_IDLE_DAYS", "30"))
-    )
     app.config.setdefault("HOME_IDLE_SECONDS", float(env.get("ICHIMAI_HOME_IDLE_SECONDS", "600")))
-    app.config.setdefault("HOME_LIMIT_PER_IP", env.get("ICHIMAI_HOME_LIMIT_PER_IP", "5 per hour"))
-    app.config.setdefault(
-        "HOME_LIMIT_OVERALL", env.get("ICHIMAI_HOME_LIMIT_OVERALL", "2000 per hour")
-    )
+    # Why these numbers: docs/security.md.
+    setting(app.config, "HOME_LIMIT_PER_IP", "5 per hour")
+    setting(app.config, "HOME_LIMIT_OVERALL", "2000 per hour")
+    app_limiter(app.extensions, app.config)
     app.register_blueprint(bp)
     app.before_request(home_binding.prime_binding)

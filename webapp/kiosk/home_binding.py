@@ -1,4 +1,4 @@
-"""Which home terminal (自宅のカードリーダー) a browser owns: the signed session cookie only.
+"""Which home terminal (自宅のカードリーダー) a browser owns: its session only.
 
 A home session holds `terminal_id`, `terminal_kind = "home"` and the terminal's owner key
 (256 random bits; the database keeps its SHA-256 only). Before every request
@@ -18,7 +18,6 @@ from datetime import timedelta
 from flask import current_app, g, request, session
 
 from .. import db
-from ..cardflow.binding import FLOW_KEY
 from ..terminals import services
 from ..terminals.models import Terminal, TerminalKind
 
@@ -50,7 +49,7 @@ def bind_home(created: services.HomeTerminal) -> None:
 
 def unbind_home() -> None:
     """Forget the home terminal in this session (the language choice stays)."""
-    for key in ("terminal_id", "terminal_kind", OWNER_KEY, CODE_KEY, FLOW_KEY):
+    for key in ("terminal_id", "terminal_kind", OWNER_KEY, CODE_KEY):
         session.pop(key, None)
     g.terminal = None
 

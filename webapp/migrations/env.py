@@ -3,15 +3,22 @@
 The database URL comes from `-x url=...`, else ICHIMAI_DATABASE_URL, else the platform's
 default (the SQLite file in instance/). Tests may pass an open connection instead, as
 `config.attributes["connection"]`.
+
+From the command line (`alembic upgrade head`) it logs as alembic.ini says: each migration
+it runs, then which database it left at which revision (password hidden), so an
+operator sees what it did (and that there was nothing to do).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from logging.config import fileConfig
 from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy.engine import make_url
 
 from webapp import config as settings
 from webapp.db import Base
@@ -25,6 +32,8 @@ MODEL_MODULES = [
     "webapp.staff.models",
     "webapp.terminals.models",
     "webapp.points.models",
+    "webapp.sessions.models",
+    "webapp.sip2.models",
 ]
 # ---------------------------------------------------------------------------------------
 for module in MODEL_MODULES:
@@ -32,6 +41,9 @@ for module in MODEL_MODULES:
 
 target_metadata = Base.metadata
 REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger("alembic.env")
+if context.config.config_file_name and "connection" not in context.config.attributes:
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:
@@ -80,12 +92,16 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    url = _url()
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+        heads = context.get_context().get_current_heads()
     engine.dispose()
+    shown = make_url(url).render_as_string(hide_password=True)
+    log.info("database %s is at %s", shown, ", ".join(heads) or "no revision (empty)")
 
 
 if context.is_offline_mode():

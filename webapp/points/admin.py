@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..places import codes
 from . import ledger
 from .errors import Code, InvalidInput, NotFound, Refused
 from .models import (
@@ -35,13 +36,18 @@ def create_municipality(
     name: str,
     *,
     categories: Iterable[MerchantCategory] = tuple(MerchantCategory),
-    refund_window_days: int = 30,
+    refund_window_days: int | None = None,
     now: datetime | None = None,
 ) -> Municipality:
     """A municipality with its issuance account and its expired-points sink."""
-    if not (len(code) == 6 and code.isdigit()):
-        raise InvalidInput(Code.INVALID_INPUT, "code: the 6-digit local government code")
-    if refund_window_days < 0:
+    try:
+        # 全国地方公共団体コード with its check digit: the same validator as providers'.
+        code = codes.validate(code).code
+    except codes.CodeError as exc:
+        raise InvalidInput(
+            Code.INVALID_INPUT, f"code: the 6-digit local government code ({exc.reason})"
+        ) from None
+    if refund_window_days is not None and refund_window_days < 0:
         raise InvalidInput(Code.INVALID_INPUT, "refund_window_days: 0 or more")
     now = utc_now(now)
     muni = Municipality(code=code, name=name, refund_window_days=refund_window_days, created_at=now)
@@ -78,10 +84,24 @@ def system_account(session: Session, municipality_id: int, kind: AccountKind) ->
 
 
 def create_partner(
-    session: Session, code: str, name: str, kind: PartnerKind, *, now: datetime | None = None
+    session: Session,
+    code: str,
+    name: str,
+    kind: PartnerKind,
+    *,
+    municipality_id: int | None = None,
+    now: datetime | None = None,
 ) -> Partner:
-    """A partner company; its API keys are issued by webapp.points.partners."""
-    partner = Partner(code=code, name=name, kind=kind.value, active=True, created_at=utc_now(now))
+    """A partner company; its API keys are issued by webapp.points.partners. With
+    `municipality_id`, that municipality's officers manage its keys in the UI."""
+    partner = Partner(
+        code=code,
+        name=name,
+        kind=kind.value,
+        active=True,
+        municipality_id=municipality_id,
+        created_at=utc_now(now),
+    )
     session.add(partner)
     session.commit()
     return partner
@@ -99,6 +119,7 @@ def set_terms(
     expiry_days: int = 365,
     bonus_program_id: int | None = None,
     now: datetime | None = None,
+    commit: bool = True,
 ) -> ConversionTerms:
     """Accept a partner's points in this municipality at `rate` (num, den) plus a bonus.
 
@@ -138,7 +159,10 @@ def set_terms(
     terms.expiry_days = expiry_days
     terms.bonus_program_id = bonus_program_id
     terms.active = True
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return terms
 
 

@@ -7,7 +7,6 @@ traceback; a refused request changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,6 +16,8 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from .. import db
+from ..catalogue import text
+from ..inputs import InputRefused, parse_json
 from . import conversion, partners
 from .conversion import ConversionResult
 from .directory import CitizenDirectory
@@ -52,9 +53,10 @@ def _body() -> dict[str, Any]:
         raise InvalidInput(Code.INVALID_INPUT, f"body larger than {MAX_BODY} bytes")
     try:
         # parse_constant refuses NaN/Infinity; ValueError also covers ints too long to read.
-        body = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(Code.INVALID_INPUT, "the body is not valid JSON") from None
+        body = parse_json(raw, max_bytes=MAX_BODY, parse_constant=_no_constant)
+    except InputRefused as exc:
+        detail = "the body is not valid JSON" if exc.reason == "not_json" else str(exc)
+        raise InvalidInput(Code.INVALID_INPUT, detail) from None
     return strict_fields(body, {"municipality", "mykey_id", "partner_points", "reference"})
 
 
@@ -70,6 +72,7 @@ def _conversion_json(result: ConversionResult) -> dict[str, Any]:
         "partner_points": result.partner_points,
         "base_points": result.base_points,
         "bonus_points": result.bonus_points,
+        "bonus_asked": result.bonus_asked,
         "points": result.points,
         "status": result.status,
         "hold_until": result.hold_until.isoformat(),
@@ -144,11 +147,20 @@ def _error(status: int, body: dict[str, object]) -> Response:
     return response
 
 
+def worded(body: dict[str, Any]) -> dict[str, Any]:
+    """An error body with its message in English and Japanese (partners read both)."""
+    code = str(body["code"])
+    out = {**body, "message": text(code, "en"), "message_ja": text(code, "ja")}
+    if isinstance(body.get("errors"), list):
+        out["errors"] = [worded(e) for e in body["errors"]]
+    return out
+
+
 @bp.errorhandler(PointsError)
 def points_error(exc: PointsError) -> Response:
     """A domain error as JSON with its status."""
     db.session().rollback()
-    return _error(exc.status, exc.as_dict())
+    return _error(exc.status, worded(exc.as_dict()))
 
 
 @bp.errorhandler(HTTPException)
@@ -163,9 +175,7 @@ def unexpected(exc: Exception) -> Response:
     """Anything else: logged here, a plain 500 there (no traceback leaves the server)."""
     log.exception("points API failure")
     db.session().rollback()
-    return _error(
-        500, {"code": "internal", "message": "Internal error", "message_ja": "内部エラー"}
-    )
+    return _error(500, worded({"code": "internal"}))
 
 
 @bp.after_request

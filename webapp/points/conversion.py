@@ -5,12 +5,19 @@ plus floor(base * bonus) bonus points, charged to the municipality's bonus budge
 be a positive multiple of the municipality's minimum unit. Both transfers are held
 (pending) for the holding period, then posted by `post_due`, or voided by the partner's
 cancel while still held. One-way: converted points never go back to the partner.
+
+The bonus is a payment from a program like any grant, so the bonus program's caps hold:
+it is paid only up to what the citizen's per-citizen caps, the budget and the program
+being active allow (possibly nothing), and the conversion itself always goes through.
+The answer says both: `bonus_asked` (what the terms give) and `bonus_points` (paid).
+A held bonus takes its cap room when held; a cancel gives it back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -34,10 +41,15 @@ from .models import (
     TransferStatus,
     table,
 )
+from .programs import program_terms
 from .validation import amount as check_amount
 from .validation import mykey_id, payload_hash, reference, utc_now
 
 MAX_PARTNER_POINTS = 10**10  # per request; far above any real balance
+# A bonus is sized on the budget read without a lock (the budget's row is the hottest and
+# is locked last, with the COMMIT); should the budget have moved by then, the conversion
+# is sized again, and after this many tries goes through without a bonus.
+BUDGET_TRIES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +61,8 @@ class ConversionResult:
     mykey_id: str
     partner_points: int
     base_points: int
-    bonus_points: int
+    bonus_points: int  # paid: at most bonus_asked, less where a cap or the budget stops it
+    bonus_asked: int  # what the terms give: floor(base * bonus_bp / 10,000)
     status: str  # pending, posted or voided
     hold_until: datetime
     created_at: datetime
@@ -96,7 +109,7 @@ def convert(
         {"op": "convert", "municipality": municipality_code, "mykey_id": citizen, "points": points}
     )
 
-    def work() -> ConversionResult:
+    def work(bonus_allowed: bool) -> ConversionResult:
         if not partner.active:
             raise Forbidden(Code.INACTIVE)
         muni = municipality_by_code(session, municipality_code)
@@ -109,7 +122,7 @@ def convert(
         )
         if terms is None:
             raise Forbidden(Code.NOT_ACCEPTED, "this municipality does not take your points")
-        base, bonus = quote(terms, points)
+        base, asked = quote(terms, points)
         if not directory.exists(session, citizen):
             raise NotFound(Code.UNKNOWN_CITIZEN)
         hold_until = now + timedelta(days=terms.hold_days)
@@ -129,23 +142,9 @@ def convert(
                 lot_expires_at=None if held else now + timedelta(days=terms.expiry_days),
             )
         ]
-        if bonus:
-            program = session.get(Program, terms.bonus_program_id)
-            assert program is not None  # noqa: S101  (set_terms requires it with a bonus)
-            postings.append(
-                Posting(
-                    kind=TransferKind.CONVERSION_BONUS,
-                    debit=Acct(AccountKind.PROGRAM, muni.id, id=program.account_id),
-                    credit=to_citizen,
-                    amount=bonus,
-                    key=f"{key}/bonus",
-                    payload_hash=digest,
-                    status=status,
-                    program_id=program.id,
-                    hold_until=hold_until if held else None,
-                    lot_expires_at=None if held else now + timedelta(days=program.expiry_days),
-                )
-            )
+        bonus = _bonus(session, terms, postings[0], asked, now) if bonus_allowed else None
+        if bonus is not None:
+            postings.append(bonus)
 
         def record(written: list[Written]) -> None:
             session.connection().execute(
@@ -157,17 +156,18 @@ def convert(
                     "citizen_account_id": written[0].credit_account_id,
                     "partner_points": points,
                     "base_points": base,
-                    "bonus_points": bonus,
+                    "bonus_points": asked,  # as requested; what was paid is its transfer
                     "base_transfer_id": written[0].id,
-                    "bonus_transfer_id": written[1].id if bonus else None,
+                    "bonus_transfer_id": written[1].id if bonus is not None else None,
                     "hold_until": hold_until,
                     "created_at": now,
                 },
             )
 
         ledger.write(session, postings, now, on_written=record)
+        paid = 0 if bonus is None else bonus.amount
         return ConversionResult(
-            ref, muni.code, citizen, points, base, bonus, status.value, hold_until, now
+            ref, muni.code, citizen, points, base, paid, asked, status.value, hold_until, now
         )
 
     def replay() -> ConversionResult | None:
@@ -177,7 +177,48 @@ def convert(
         ledger.check_replay(first, digest)
         return _result(session, partner, ref, replayed=True)
 
-    return ledger.run(session, work, replay)
+    for attempt in range(BUDGET_TRIES):
+        last = attempt == BUDGET_TRIES - 1
+        try:
+            return ledger.run(session, partial(work, not last), replay)
+        except Refused as exc:
+            if exc.code is not Code.BUDGET_EXHAUSTED or last:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover  (the last try pays no bonus)
+
+
+def _bonus(
+    session: Session, terms: ConversionTerms, base: Posting, asked: int, now: datetime
+) -> Posting | None:
+    """The bonus of the conversion whose base is `base`: the part of `asked` the bonus
+    program pays now, or None for nothing. Nothing while the program is paused, and no
+    more than the citizen's caps (read under the citizen's row lock, which the conversion
+    keeps to its end) and the budget leave."""
+    if not asked:
+        return None
+    program = program_terms(session, terms.bonus_program_id or 0)
+    assert program is not None  # noqa: S101  (set_terms requires it with a bonus)
+    if not program.running(now):  # paused, not started or ended: no bonus
+        return None
+    room = ledger.room(session, base.credit, program.id, program.caps, now)
+    left = ledger.available(session, program.account_id)
+    amount = min(asked, left, asked if room is None else room)
+    if amount <= 0:
+        return None
+    held = base.status is TransferStatus.PENDING
+    return Posting(
+        kind=TransferKind.CONVERSION_BONUS,
+        debit=Acct(AccountKind.PROGRAM, program.municipality_id, id=program.account_id),
+        credit=base.credit,
+        amount=amount,
+        key=f"{base.key}/bonus",
+        payload_hash=base.payload_hash,
+        status=base.status,
+        program_id=program.id,
+        hold_until=base.hold_until,
+        lot_expires_at=None if held else now + timedelta(days=program.expiry_days),
+        caps=program.caps,
+    )
 
 
 def _conversion(session: Session, partner: Partner, ref: str) -> Conversion:
@@ -204,12 +245,18 @@ def _result(
     muni = session.get(Municipality, conv.municipality_id)
     account = session.get(Account, conv.citizen_account_id)
     assert muni is not None and account is not None  # noqa: S101  (foreign keys)
+    paid = 0
+    if conv.bonus_transfer_id is not None:
+        bonus = session.get(Transfer, conv.bonus_transfer_id)
+        assert bonus is not None  # noqa: S101  (a foreign key)
+        paid = bonus.amount
     return ConversionResult(
         ref,
         muni.code,
         account.owner,
         conv.partner_points,
         conv.base_points,
+        paid,
         conv.bonus_points,
         str(status),
         conv.hold_until,

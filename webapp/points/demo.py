@@ -75,7 +75,7 @@ def build_city(
         now=now,
     )
     partner = admin.create_partner(
-        session, partner_code, "テスト航空", PartnerKind.AIRLINE, now=now
+        session, partner_code, "テスト航空", PartnerKind.AIRLINE, municipality_id=muni.id, now=now
     )
     admin.set_terms(
         session,

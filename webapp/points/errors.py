@@ -1,4 +1,4 @@
-"""Typed points errors: an enum code, an HTTP status, and a message in Japanese and English.
+"""Typed points errors: an enum code and an HTTP status (webapp.catalogue words the code).
 
 Whose fault it is shows in the class: `InvalidInput`, `Unauthorized`, `NotFound` are the
 caller's; `Refused` is a domain rule saying no (budget, balance, cap, window); `Conflict`
@@ -30,8 +30,19 @@ class Code(StrEnum):
     UNKNOWN_PARTNER = "unknown_partner"
     UNKNOWN_TRANSFER = "unknown_transfer"
     UNKNOWN_CONVERSION = "unknown_conversion"
+    UNKNOWN_CAUSE = "unknown_cause"
+    CAUSE_CLOSED = "cause_closed"
     NOT_ACCEPTED = "not_accepted"
     INACTIVE = "inactive"
+    NOT_RUNNING = "not_running"
+    INVALID_CODE = "invalid_code"
+    DUPLICATE_CODE = "duplicate_code"
+    INVALID_DATES = "invalid_dates"
+    CAPS_ONLY_RAISED = "caps_only_raised"
+    INVALID_BONUS_PROGRAM = "invalid_bonus_program"
+    UNKNOWN_TILL = "unknown_till"
+    UNKNOWN_STAFF = "unknown_staff"
+    PLATFORM_PARTNER = "platform_partner"
     INSUFFICIENT_POINTS = "insufficient_points"
     BUDGET_EXHAUSTED = "budget_exhausted"
     CAP_REACHED = "cap_reached"
@@ -43,72 +54,14 @@ class Code(StrEnum):
     ALREADY_RESOLVED = "already_resolved"
     TOO_MANY_KEYS = "too_many_keys"
     BUSY = "busy"
-
-
-MESSAGES: dict[Code, tuple[str, str]] = {
-    Code.INVALID_INPUT: ("入力が正しくありません。", "The input is not valid."),
-    Code.INVALID_AMOUNT: (
-        "数量は正の整数で指定してください。",
-        "The amount must be a positive whole number within the limit.",
-    ),
-    Code.INVALID_MYKEY_ID: ("マイキーIDの形式が正しくありません。", "The MyKey ID is malformed."),
-    Code.INVALID_REFERENCE: (
-        "参照番号の形式が正しくありません。",
-        "The reference must be 1-64 printable ASCII characters.",
-    ),
-    Code.UNKNOWN_FIELD: ("不明な項目があります。", "The request has a field we do not know."),
-    Code.MISSING_FIELD: ("必須項目がありません。", "A required field is missing."),
-    Code.INVALID_CSV: (
-        "CSVファイルに誤りがあります。どの行も反映していません。",
-        "The CSV file has errors; no row was applied.",
-    ),
-    Code.UNAUTHORIZED: ("認証に失敗しました。", "The credentials are missing or not valid."),
-    Code.FORBIDDEN: ("この操作は許可されていません。", "This operation is not allowed."),
-    Code.UNKNOWN_MUNICIPALITY: ("自治体が見つかりません。", "No such municipality."),
-    Code.UNKNOWN_CITIZEN: ("マイキーIDが見つかりません。", "No such MyKey ID."),
-    Code.UNKNOWN_PROGRAM: ("ポイント事業が見つかりません。", "No such grant program."),
-    Code.UNKNOWN_MERCHANT: ("加盟店が見つかりません。", "No such merchant."),
-    Code.UNKNOWN_PARTNER: ("協力企業が見つかりません。", "No such partner."),
-    Code.UNKNOWN_TRANSFER: ("取引が見つかりません。", "No such transfer."),
-    Code.UNKNOWN_CONVERSION: ("ポイント移行が見つかりません。", "No such conversion."),
-    Code.NOT_ACCEPTED: (
-        "この自治体では受け付けていません。",
-        "The municipality does not accept this.",
-    ),
-    Code.INACTIVE: ("現在は利用できません。", "This is not active."),
-    Code.INSUFFICIENT_POINTS: ("ポイントが不足しています。", "Not enough points."),
-    Code.BUDGET_EXHAUSTED: ("事業の予算を超えます。", "The program's budget would be exceeded."),
-    Code.CAP_REACHED: (
-        "お一人あたりの上限に達しています。",
-        "The per-citizen cap of the program is reached.",
-    ),
-    Code.BELOW_MINIMUM_UNIT: (
-        "移行単位の倍数で指定してください。",
-        "The amount must be a positive multiple of the minimum unit.",
-    ),
-    Code.REFUND_WINDOW_CLOSED: (
-        "返金できる期間を過ぎています。",
-        "The refund window for this payment has closed.",
-    ),
-    Code.REFUND_EXCEEDS_SPENT: (
-        "返金額が利用額を超えます。",
-        "The refund would exceed what was spent.",
-    ),
-    Code.NOT_REVERSIBLE: ("この取引は取り消せません。", "This transfer cannot be reversed."),
-    Code.IDEMPOTENCY_CONFLICT: (
-        "同じキーで異なる内容の依頼がありました。",
-        "This idempotency key was already used with a different request.",
-    ),
-    Code.ALREADY_RESOLVED: (
-        "既に確定または取消済みです。",
-        "The held transfer was already posted or voided.",
-    ),
-    Code.TOO_MANY_KEYS: (
-        "有効なAPIキーは2つまでです。",
-        "At most two API keys may be active; revoke one first.",
-    ),
-    Code.BUSY: ("混み合っています。再度お試しください。", "Busy; retry with the same key."),
-}
+    UNKNOWN_CHECKOUT = "unknown_checkout"
+    CHECKOUT_EXPIRED = "checkout_expired"
+    CHECKOUT_CANCELLED = "checkout_cancelled"
+    CHECKOUT_PAID = "checkout_paid"
+    CHECKOUT_NOT_PAID = "checkout_not_paid"
+    INVALID_RETURN_URL = "invalid_return_url"
+    INVALID_ORIGIN = "invalid_origin"
+    NOT_A_SHOP = "not_a_shop"
 
 
 class PointsError(Exception):
@@ -122,23 +75,9 @@ class PointsError(Exception):
         self.line = line  # a CSV line number, when the error is about one row
         super().__init__(f"{code.value}: {detail}" if detail else code.value)
 
-    @property
-    def message_ja(self) -> str:
-        """The message for a Japanese page."""
-        return MESSAGES[self.code][0]
-
-    @property
-    def message_en(self) -> str:
-        """The message for an English page or an API client."""
-        return MESSAGES[self.code][1]
-
     def as_dict(self) -> dict[str, object]:
-        """The JSON body of an API error."""
-        body: dict[str, object] = {
-            "code": self.code.value,
-            "message": self.message_en,
-            "message_ja": self.message_ja,
-        }
+        """The JSON body of an API error (the web layer adds the words)."""
+        body: dict[str, object] = {"code": self.code.value}
         if self.detail:
             body["detail"] = self.detail
         if self.line is not None:

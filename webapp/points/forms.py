@@ -8,7 +8,9 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, NumberRange
+
+from ..inputs.web import PlainText
 
 
 def new_key() -> str:
@@ -19,9 +21,9 @@ def new_key() -> str:
 class GrantForm(FlaskForm):
     """Grant one program's points to one MyKey ID."""
 
-    mykey_id = StringField(_l("MyKey ID"), validators=[DataRequired(), Length(max=32)])
+    mykey_id = StringField(_l("MyKey ID"), validators=[DataRequired(), PlainText(32)])
     program_id = SelectField(_l("Program"), coerce=int, choices=[])
-    key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    key = HiddenField(validators=[DataRequired(), PlainText(64)])
 
 
 class CsvForm(FlaskForm):
@@ -35,4 +37,4 @@ class RefundForm(FlaskForm):
 
     spend_id = IntegerField(_l("Payment number"), validators=[DataRequired()])
     points = IntegerField(_l("Points to refund"), validators=[DataRequired(), NumberRange(min=1)])
-    key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    key = HiddenField(validators=[DataRequired(), PlainText(64)])

@@ -106,7 +106,11 @@ def parse(data: bytes) -> tuple[list[Row], list[PointsError]]:
 
 
 def _check(
-    session: Session, municipality_id: int, rows: list[Row], directory: CitizenDirectory
+    session: Session,
+    municipality_id: int,
+    rows: list[Row],
+    directory: CitizenDirectory,
+    now: datetime,
 ) -> tuple[dict[str, ProgramTerms], list[PointsError]]:
     """Per-row checks against the database: program, MyKey ID, budget and caps.
 
@@ -125,7 +129,7 @@ def _check(
     points: Counter[tuple[str, str]] = Counter()
     for row in rows:
         try:
-            program = grantable(programs.get(row.program_code), municipality_id)
+            program = grantable(programs.get(row.program_code), municipality_id, now)
             if not directory.exists(session, row.mykey_id):
                 raise InvalidInput(Code.UNKNOWN_CITIZEN, row.mykey_id)
             pair = (program.code, row.mykey_id)
@@ -198,7 +202,7 @@ def grant_file(
         first = replay()  # a replay is checked up front: no rows would be checked again
         if first is not None:
             return first
-        programs, problems = _check(session, municipality_id, rows, directory)
+        programs, problems = _check(session, municipality_id, rows, directory, now)
         if problems:
             raise CsvRejected(problems)
         postings: list[Posting] = [

@@ -8,6 +8,41 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# What each citizen has had from each program, from the transfers alone: grants and
+# conversion bonuses, held or posted (a posting of a hold is not counted again, a voided
+# hold not at all), less what was revoked; a revoke takes back points, not the payment.
+_PAID = """WITH paid AS (
+            SELECT t.program_id, t.credit_account_id AS account_id, SUM(t.amount) AS points,
+                   COUNT(*) AS grants
+            FROM points_transfers t JOIN points_accounts a ON a.id = t.credit_account_id
+            WHERE t.kind IN ('grant', 'conversion_bonus') AND a.kind = 'citizen'
+              AND t.pending_id IS NULL AND NOT EXISTS (
+                  SELECT 1 FROM points_transfers v WHERE v.pending_id = t.id
+                  AND v.status = 'voided')
+            GROUP BY t.program_id, t.credit_account_id),
+        revoked AS (
+            SELECT program_id, debit_account_id AS account_id, SUM(amount) AS points
+            FROM points_transfers WHERE kind = 'grant_revoke'
+            GROUP BY program_id, debit_account_id),
+        mine AS (
+            SELECT paid.program_id, paid.account_id,
+                   paid.points - COALESCE(revoked.points, 0) AS points, paid.grants
+            FROM paid LEFT JOIN revoked ON revoked.program_id = paid.program_id
+                 AND revoked.account_id = paid.account_id)"""
+_PAST_CAPS = f"""{_PAID}
+        SELECT p.id, m.account_id FROM mine m JOIN points_programs p ON p.id = m.program_id
+        WHERE m.points > p.cap_points_per_citizen OR m.grants > p.cap_grants_per_citizen"""  # noqa: S608  (constant SQL)
+_COUNTERS = f"""{_PAID}
+        SELECT c.program_id, c.account_id FROM points_program_citizen_totals c
+        LEFT JOIN mine m ON m.program_id = c.program_id AND m.account_id = c.account_id
+        WHERE c.points <> COALESCE(m.points, 0) OR c.grants <> COALESCE(m.grants, 0)
+        UNION ALL
+        SELECT m.program_id, m.account_id FROM mine m
+        JOIN points_programs p ON p.id = m.program_id
+        WHERE (p.cap_points_per_citizen IS NOT NULL OR p.cap_grants_per_citizen IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM points_program_citizen_totals c
+                          WHERE c.program_id = m.program_id AND c.account_id = m.account_id)"""  # noqa: S608  (constant SQL)
+
 # Each query returns offending rows; an empty result means the invariant holds.
 CHECKS: dict[str, str] = {
     "balances sum to zero": "SELECT SUM(balance) FROM points_accounts HAVING SUM(balance) <> 0",
@@ -55,6 +90,23 @@ CHECKS: dict[str, str] = {
         SELECT o.id FROM points_transfers o
         JOIN points_transfers r ON r.reversal_of = o.id
         GROUP BY o.id, o.amount HAVING SUM(r.amount) > o.amount""",
+    "no citizen paid past a program's per-citizen caps": _PAST_CAPS,
+    "cap counters equal what was paid": _COUNTERS,
+    # (or from a pool, once compacted: webapp.points.retention)
+    "donations go from a citizen to a cause or project": """
+        SELECT t.id FROM points_transfers t
+        JOIN points_accounts d ON d.id = t.debit_account_id
+        LEFT JOIN points_causes c ON c.account_id = t.credit_account_id
+        WHERE t.kind = 'donation' AND (c.id IS NULL OR d.kind NOT IN ('citizen', 'pool'))""",
+    "donations come back only from a missed project that returns them": """
+        SELECT r.id FROM points_transfers r
+        LEFT JOIN points_causes c ON c.account_id = r.debit_account_id
+        LEFT JOIN points_transfers o ON o.id = r.reversal_of
+        WHERE r.kind = 'donation_return' AND (c.id IS NULL OR c.kind <> 'project'
+              OR c.miss_policy <> 'return' OR o.kind IS NULL OR o.kind <> 'donation')""",
+    "no cause or project below zero": """
+        SELECT c.id FROM points_causes c JOIN points_accounts a ON a.id = c.account_id
+        WHERE a.balance < 0""",
     "transfers stay in one municipality": """
         SELECT t.id FROM points_transfers t
         JOIN points_accounts d ON d.id = t.debit_account_id

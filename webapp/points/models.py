@@ -2,8 +2,11 @@
 
 The ledger follows TigerBeetle's model on SQL: accounts hold balances, transfers move a
 positive integer amount (1 point = 1 yen) from a debit account to a credit account and
-are never updated or deleted. Only webapp.points.ledger writes accounts, transfers, lots
-and holds; everything else calls it.
+are never deleted, and never updated but once: past the refund window,
+webapp.points.retention re-points a payment's citizen side to an anonymous pool and adds
+its amount to the citizen's monthly summary transfer (balances unchanged). Apart from
+that, only webapp.points.ledger writes accounts, transfers, lots and holds; everything
+else calls it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -75,6 +79,9 @@ class AccountKind(StrEnum):
     CITIZEN = "citizen"  # one per MyKey ID (never negative)
     MERCHANT = "merchant"  # what the city owes the merchant
     EXPIRED = "expired"  # sink of expired points
+    # Anonymous pool of compacted history (webapp.points.retention): one per municipality,
+    # JST month and category, owner "pool:YYYY-MM:<category>"; its balance is always 0.
+    POOL = "pool"
 
 
 # Accounts that may never go below zero (available = balance - debits_pending).
@@ -92,6 +99,11 @@ class TransferKind(StrEnum):
     SPEND = "spend"  # citizen -> merchant
     REFUND = "refund"  # merchant -> citizen, reversal of a spend
     EXPIRY = "expiry"  # citizen -> expired sink
+    DONATION = "donation"  # citizen -> a cause or project (寄付・クラウドファンディング)
+    DONATION_RETURN = "donation_return"  # cause -> citizen, reversal of a donation (goal missed)
+    # A citizen's monthly total with a pool, written by compaction (webapp.points.retention)
+    # in place of the citizen's side of spends, refunds, donations and grants.
+    SUMMARY = "summary"
 
 
 class TransferStatus(StrEnum):
@@ -111,6 +123,8 @@ class ProgramCategory(StrEnum):
     HEALTH_CHECKUP = "health_checkup"  # 健康診断
     EVENT = "event"  # イベント参加
     MOVING_IN = "moving_in"  # 転入
+    LONG_LIFE = "long_life"  # 長寿 (敬老)
+    LIFELONG_LEARNING = "lifelong_learning"  # 生涯学習
     OTHER = "other"
     PARTNER_BONUS = "partner_bonus"  # the bonus on 地域経済応援ポイント; not staff-grantable
 
@@ -144,7 +158,14 @@ class Municipality(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(6), unique=True)  # 全国地方公共団体コード
     name: Mapped[str] = mapped_column(String(100))
-    refund_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    # The refund window (返金期間) here; None: the platform's (POINTS_REFUND_WINDOW_DAYS).
+    # Past it a payment can no longer be refunded and `flask points compact` removes the
+    # link between the citizen and the merchant (webapp.points.retention).
+    refund_window_days: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    # Every payment before this instant is compacted: the next `compact` starts here.
+    compacted_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # The expiry policy (有効期限): the validity a new program or partner starts from.
+    default_expiry_days: Mapped[int] = mapped_column(Integer, default=365, server_default="365")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -315,6 +336,9 @@ class Program(Base):
     cap_grants_per_citizen: Mapped[int | None] = mapped_column(Integer)
     account_id: Mapped[int] = mapped_column(ForeignKey("points_accounts.id"), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Pays only from starts_at (inclusive) until ends_at (exclusive); None: no bound.
+    starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -340,6 +364,11 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The municipality whose officer registered it and manages its keys; None: a partner
+    # set up by the platform (CLI), whose keys no municipality's officer touches.
+    municipality_id: Mapped[int | None] = mapped_column(
+        ForeignKey("points_municipalities.id"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -385,7 +414,10 @@ class ConversionTerms(Base):
 
 
 class Conversion(Base):
-    """One partner conversion as requested (immutable); its state is in its transfers."""
+    """One partner conversion as requested (immutable); its state is in its transfers.
+
+    `bonus_points` is the bonus the terms gave (asked); what the bonus program paid, up
+    to its caps and budget, is the amount of `bonus_transfer_id` (none: nothing paid)."""
 
     __tablename__ = "points_conversions"
     __table_args__ = (
@@ -426,9 +458,92 @@ class Merchant(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class AuditEntry(Base):
+    """One change an officer made to the municipality's points set-up (監査ログ).
+
+    Who (the staff login, kept as text: the log outlives an account), when, what (an
+    action and its subject) and the changed fields before and after. Never citizen data:
+    set-up only (programs, merchants, tills, staff, partners, keys, the expiry policy).
+    """
+
+    __tablename__ = "points_audit_log"
+    __table_args__ = (Index("ix_points_audit_log_municipality", "municipality_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("points_municipalities.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    # {field: [before, after]}: JSON scalars only (numbers, text, true/false, null).
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 def table(model: type[Base]) -> Table:
     """The Core table of a mapped class (typed for Core inserts)."""
     return cast(Table, model.__table__)
+
+
+class CauseKind(StrEnum):
+    """A cause takes donations; a project (crowdfunding) has a goal and an end."""
+
+    CAUSE = "cause"  # 社会貢献 (災害復興支援等)
+    PROJECT = "project"  # クラウドファンディング
+
+
+class MissPolicy(StrEnum):
+    """What happens to a project's points when it misses its goal (the municipality's
+    choice): returned to the citizens (reversals into their lots), or kept."""
+
+    RETURN = "return"
+    KEEP = "keep"
+
+
+class CauseStatus(StrEnum):
+    """A cause or project: open; closed by the officer; a project settled after its end."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    MET = "met"  # goal reached by the end
+    MISSED_KEPT = "missed_kept"
+    MISSED_RETURNED = "missed_returned"
+
+
+class Cause(Base):
+    """A cause or crowdfunding project a citizen gives points to (寄付先・プロジェクト).
+
+    Its points sit on its own account (kind `merchant`, owner `cause:<code>`): what the
+    municipality owes the cause. A project has a goal and an end (`ends_at`, exclusive);
+    `flask points settle-projects` settles it after the end: met, missed and kept, or
+    missed and returned (each donation reversed into the lots it came from; a lot already
+    past its expiry gets a fresh one of `fresh_days`)."""
+
+    __tablename__ = "points_causes"
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "code"),
+        CheckConstraint(_in("kind", CauseKind), name="kind"),
+        CheckConstraint(_in("miss_policy", MissPolicy), name="miss_policy"),
+        CheckConstraint(_in("status", CauseStatus), name="status"),
+        CheckConstraint(
+            "kind = 'cause' OR (goal_points > 0 AND ends_at IS NOT NULL)", name="project"
+        ),
+        CheckConstraint("fresh_days > 0", name="fresh_days"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("points_municipalities.id"))
+    code: Mapped[str] = mapped_column(String(CODE_MAX))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[int] = mapped_column(ForeignKey("points_accounts.id"), unique=True)
+    goal_points: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    miss_policy: Mapped[str] = mapped_column(String(16), default=MissPolicy.RETURN.value)
+    fresh_days: Mapped[int] = mapped_column(Integer, default=30)
+    status: Mapped[str] = mapped_column(String(16), default=CauseStatus.OPEN.value)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 POINTS_TABLES = [
@@ -448,5 +563,13 @@ POINTS_TABLES = [
         ConversionTerms,
         Conversion,
         Merchant,
+        AuditEntry,
+        Cause,
     )
 ]
+
+# The ledger's PostgreSQL functions (webapp.points.pg_functions) are created with the
+# tables by create_all, as the migrations create them for deployments.
+from .pg_functions import install as _install_functions  # noqa: E402  (after the tables)
+
+_install_functions(table(Transfer))

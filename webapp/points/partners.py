@@ -47,8 +47,11 @@ def live_keys(session: Session, partner_id: int) -> list[PartnerKey]:
     )
 
 
-def issue_key(session: Session, partner_id: int, *, now: datetime | None = None) -> str:
-    """A new API key for the partner, shown once (only its hash is kept)."""
+def issue_key(
+    session: Session, partner_id: int, *, now: datetime | None = None, commit: bool = True
+) -> str:
+    """A new API key for the partner, shown once (only its hash is kept); `commit` False
+    leaves it in the caller's transaction."""
     if session.get(Partner, partner_id) is None:
         raise NotFound(Code.UNKNOWN_PARTNER)
     if len(live_keys(session, partner_id)) >= MAX_LIVE_KEYS:
@@ -63,7 +66,8 @@ def issue_key(session: Session, partner_id: int, *, now: datetime | None = None)
             created_at=utc_now(now),
         )
     )
-    session.commit()
+    if commit:
+        session.commit()
     return f"ick_{key_id}_{secret}"
 
 

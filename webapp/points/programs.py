@@ -18,7 +18,7 @@ from .admin import system_account
 from .directory import CitizenDirectory
 from .errors import Code, InvalidInput, NotFound, Refused
 from .grant_pg import grant_alone
-from .ledger import Acct, Posting, Written, pg
+from .ledger import Acct, Caps, Posting, Written, pg
 from .models import (
     MAX_POINTS,
     AccountKind,
@@ -58,9 +58,12 @@ def create_program(
     budget: int,
     cap_points_per_citizen: int | None = None,
     cap_grants_per_citizen: int | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Program:
-    """A program with a budget account funded with `budget` points from issuance."""
+    """A program with a budget account funded with `budget` points from issuance; it pays
+    from `starts_at` until `ends_at` (None: no bound)."""
     check_amount(points_per_grant, "points_per_grant")
     check_amount(budget, "budget")
     if expiry_days <= 0:
@@ -78,6 +81,8 @@ def create_program(
         cap_grants_per_citizen=cap_grants_per_citizen,
         account_id=account.id,
         active=True,
+        starts_at=starts_at,
+        ends_at=ends_at,
         created_at=now,
     )
     session.add(program)
@@ -137,11 +142,26 @@ class ProgramTerms:
     cap_grants_per_citizen: int | None
     account_id: int
     active: bool
+    starts_at: datetime | None
+    ends_at: datetime | None
 
     @classmethod
     def of(cls, program: Program) -> ProgramTerms:
         """The terms of a loaded program."""
         return cls(*(getattr(program, f) for f in cls.__slots__))
+
+    @property
+    def caps(self) -> Caps:
+        """Its per-citizen caps, as every payment from it carries them to the ledger."""
+        return Caps(self.cap_points_per_citizen, self.cap_grants_per_citizen)
+
+    def running(self, now: datetime) -> bool:
+        """Whether it pays at `now`: not paused, and within its start and end."""
+        return (
+            self.active
+            and (self.starts_at is None or self.starts_at <= now)
+            and (self.ends_at is None or now < self.ends_at)
+        )
 
 
 _TERMS = select(*(table(Program).c[f] for f in ProgramTerms.__slots__)).where(
@@ -165,8 +185,10 @@ def program_terms(session: Session, program_id: int) -> ProgramTerms | None:
     return None if row is None else ProgramTerms(*row)
 
 
-def grantable(program: ProgramTerms | None, municipality_id: int | None = None) -> ProgramTerms:
-    """The program if staff may grant from it now, else the reason why not."""
+def grantable(
+    program: ProgramTerms | None, municipality_id: int | None = None, now: datetime | None = None
+) -> ProgramTerms:
+    """The program if staff may grant from it at `now`, else the reason why not."""
     if program is None or (
         municipality_id is not None and program.municipality_id != municipality_id
     ):
@@ -175,6 +197,8 @@ def grantable(program: ProgramTerms | None, municipality_id: int | None = None) 
         raise Refused(Code.NOT_ACCEPTED, "the partner bonus budget is not granted by staff")
     if not program.active:
         raise Refused(Code.INACTIVE)
+    if not program.running(utc_now(now)):
+        raise Refused(Code.NOT_RUNNING)
     return program
 
 
@@ -191,8 +215,7 @@ def grant_posting(
         payload_hash=digest,
         program_id=program.id,
         lot_expires_at=now + timedelta(days=program.expiry_days),
-        cap_points=program.cap_points_per_citizen,
-        cap_grants=program.cap_grants_per_citizen,
+        caps=program.caps,
     )
 
 
@@ -224,7 +247,7 @@ def grant(
         )  # fmt: skip
 
     def work() -> GrantResult:
-        program = grantable(program_terms(session, program_id), municipality_id)
+        program = grantable(program_terms(session, program_id), municipality_id, now)
         if not directory.exists(session, citizen):
             raise NotFound(Code.UNKNOWN_CITIZEN)
         posting = grant_posting(program, citizen, full_key, digest, now)
@@ -278,6 +301,8 @@ def revoke(
             raise NotFound(Code.UNKNOWN_TRANSFER)
         program = _program(session, original.program_id or 0)
         citizen = _owner(session, original.credit_account_id)
+        if citizen is None:  # compacted: the program ended a refund window ago
+            raise Refused(Code.NOT_REVERSIBLE, "the grant is past its retention")
         amount = original.amount if points is None else points
         posting = Posting(
             kind=TransferKind.GRANT_REVOKE,
@@ -306,9 +331,10 @@ def revoke(
     return ledger.run(session, work, replay)
 
 
-def _owner(session: Session, account_id: int) -> str:
+def _owner(session: Session, account_id: int) -> str | None:
+    """The MyKey ID of a citizen account; None for any other (a compaction pool)."""
     from .models import Account
 
     account = session.get(Account, account_id)
     assert account is not None  # noqa: S101  (a foreign key)
-    return account.owner
+    return account.owner if account.kind == AccountKind.CITIZEN.value else None

@@ -26,6 +26,8 @@ from .models import (
     Transfer,
     TransferKind,
 )
+from .retention import window
+from .spend_pg import refund_alone, spend_alone
 from .validation import amount as check_amount
 from .validation import idempotency_key, mykey_id, payload_hash, utc_now
 
@@ -97,6 +99,9 @@ def spend(
         {"op": "spend", "merchant": merchant_id, "mykey_id": citizen, "points": amount}
     )
     now = utc_now(now)
+    alone = spend_alone(session, merchant_id, citizen, amount, full_key, digest, now)
+    if alone is not None:  # PostgreSQL: one call, its own transaction (spend_pg)
+        return Receipt(alone.transfer_id, alone.merchant, amount, alone.balance, now)
 
     def work() -> Receipt:
         merchant = _merchant(session, merchant_id)
@@ -142,6 +147,9 @@ def refund(
     full_key = f"refund:{merchant_id}:{idempotency_key(key)}"
     digest = payload_hash({"op": "refund", "spend": spend_id, "points": amount})
     now = utc_now(now)
+    alone = refund_alone(session, merchant_id, spend_id, amount, full_key, digest, now)
+    if alone is not None:  # PostgreSQL: one call, its own transaction (spend_pg)
+        return RefundResult(alone.transfer_id, spend_id, amount, alone.refundable_left, now)
 
     def work() -> RefundResult:
         merchant = _merchant(session, merchant_id)
@@ -155,10 +163,14 @@ def refund(
             raise NotFound(Code.UNKNOWN_TRANSFER)
         muni = session.get(Municipality, merchant.municipality_id)
         assert muni is not None  # noqa: S101  (a foreign key)
-        if now > original.created_at + timedelta(days=muni.refund_window_days):
+        if now > original.created_at + timedelta(days=window.days_for(muni)):
             raise Refused(Code.REFUND_WINDOW_CLOSED)
         citizen = session.get(Account, original.debit_account_id)
         assert citizen is not None  # noqa: S101
+        if citizen.kind != AccountKind.CITIZEN.value:
+            # Compacted (webapp.points.retention): its window had closed, and a longer
+            # window set since does not reopen it.
+            raise Refused(Code.REFUND_WINDOW_CLOSED)
         posting = Posting(
             kind=TransferKind.REFUND,
             debit=Acct(AccountKind.MERCHANT, merchant.municipality_id, id=merchant.account_id),
@@ -217,13 +229,15 @@ def refundable_payments(
     merchant = _merchant(session, merchant_id)
     muni = session.get(Municipality, merchant.municipality_id)
     assert muni is not None  # noqa: S101  (a foreign key)
-    since = utc_now(now) - timedelta(days=muni.refund_window_days)
+    since = window.cutoff(muni, utc_now(now))
     spends = session.scalars(
         select(Transfer)
         .where(
             Transfer.credit_account_id == merchant.account_id,
             Transfer.kind == TransferKind.SPEND.value,
             Transfer.created_at >= since,
+            # Compacted (its idempotency record expired): closed for good.
+            Transfer.payload_hash != "",
         )
         .order_by(Transfer.id.desc())
         .limit(min(limit, 200))

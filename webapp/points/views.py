@@ -10,11 +10,13 @@ from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import db
+from ..catalogue import words
+from ..inputs import UPLOAD_CONTENT_LENGTH
+from ..inputs.web import allow_body
 from ..staff.auth import current_staff, staff_required
 from ..staff.forms import options
 from ..staff.models import Role, StaffUser
@@ -23,6 +25,7 @@ from .errors import Code, CsvRejected, InvalidInput, PointsError
 from .forms import CsvForm, GrantForm, RefundForm, new_key
 from .models import Merchant, Municipality, Program
 from .reports import JST
+from .retention import window as refund_window
 from .validation import utc_now
 
 bp = Blueprint("points_pages", __name__, url_prefix="/points")
@@ -39,7 +42,7 @@ def _me() -> StaffUser:
 
 def _message(exc: PointsError) -> str:
     """The error in the page's language."""
-    return exc.message_en if str(get_locale()).startswith("en") else exc.message_ja
+    return str(words(exc.code.value).title)
 
 
 def _municipality() -> Municipality:
@@ -141,6 +144,7 @@ def grant_one() -> ResponseReturnValue:
 
 @bp.post("/grants/csv")
 @staff_required(Role.POINTS_OFFICER)
+@allow_body(UPLOAD_CONTENT_LENGTH)  # a grant file of up to grant_csv.MAX_BYTES
 def grant_upload() -> ResponseReturnValue:
     """Apply a grant file: every row or none; a rejected file lists each bad line."""
     muni = _municipality()
@@ -236,7 +240,7 @@ def _refund_page(
             "points/refunds.html",
             merchant=merchant,
             payments=payments,
-            window_days=window.refund_window_days if window else 0,
+            window_days=refund_window.days_for(window) if window else 0,
             jst=JST,
             new_key=new_key,
             **context,

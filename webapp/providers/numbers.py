@@ -179,28 +179,12 @@ class Reason(enum.StrEnum):
     BAD_CHECK = "bad_check"
 
 
-MESSAGES: dict[Reason, tuple[str, str]] = {
-    Reason.EMPTY: ("番号を入力してください。", "Please enter the number."),
-    Reason.TOO_SHORT: ("番号の桁数が足りません。", "The number is too short."),
-    Reason.TOO_LONG: ("番号の桁数が多すぎます。", "The number is too long."),
-    Reason.BAD_CHARACTERS: (
-        "番号に使えない文字が含まれています。",
-        "The number contains characters that are not allowed.",
-    ),
-    Reason.BAD_CHECK: (
-        "番号が正しくありません。カードの番号をもう一度ご確認ください。",
-        "The number is not valid. Please check the number on your card again.",
-    ),
-}
-
-
 class NumberFormatError(ValueError):
     """A customer number does not match its provider's rule."""
 
     def __init__(self, reason: Reason) -> None:
-        self.reason = reason
-        self.message_ja, self.message_en = MESSAGES[reason]
-        super().__init__(f"{reason.value}: {self.message_en}")
+        self.reason = reason  # webapp.catalogue.number_reason words it
+        super().__init__(reason.value)
 
 
 _SPACES = re.compile(r"[\s\u3000]+")

@@ -7,13 +7,17 @@ JSON columns only ever hold what `numbers.parse_rule` and `parse_counter_setting
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..paging import QUERY_LENGTH, Page, contains, paginate
+from ..places import codes
+from ..places.kana import search_key
 from .models import Provider, ProviderKind
 from .numbers import NW7_START_STOP, VARIANTS, Charset, CheckRule, parse_rule
 
@@ -66,7 +70,7 @@ def validate_code(kind: str, code: str) -> str:
     """A library's ISIL, or another provider's admin-assigned code, normalized."""
     if kind not in ProviderKind.ALL:
         raise ProviderError("kind", "施設の種類が正しくありません。", "Unknown kind of provider.")
-    if kind == ProviderKind.LIBRARY:
+    if kind in ProviderKind.LIBRARIES:
         return validate_isil(code)
     code = code.strip()
     if not _LOCAL_CODE.fullmatch(code):
@@ -76,6 +80,56 @@ def validate_code(kind: str, code: str) -> str:
             "A code is 2-32 letters, digits or _ . -",
         )
     return code
+
+
+# A reading (よみ): kana, the prolonged sound mark, middle dot, spaces, Latin and digits
+# (for names such as ＪＲ or 第２); checked after NFKC (half-width katakana allowed).
+_KANA_OK = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\u30fc\u30fb A-Za-z0-9・ー\-]*")
+KANA_LENGTH = 200
+
+
+def validate_place(municipality_code: str, municipality_name: str) -> tuple[str, str, str]:
+    """(prefecture code, municipality code, municipality name) from the form; all empty
+    when no code is given; ProviderError (ja first) if the code is not a valid
+    全国地方公共団体コード."""
+    raw = municipality_code.strip()
+    if not raw:
+        return "", "", ""
+    try:
+        place = codes.validate(raw)
+    except codes.CodeError as exc:
+        ja, en = codes.MESSAGES[exc.reason]
+        raise ProviderError("municipality_code", ja, en) from None
+    name = municipality_name.strip() or (
+        codes.prefecture_name(place.code) if place.is_prefecture else ""
+    )
+    if not name:
+        raise ProviderError(
+            "municipality_name",
+            "市区町村名を入力してください（例: 千代田区）。",
+            "Please enter the municipality's name (e.g. Chiyoda).",
+        )
+    return place.prefecture, place.code, name[:100]
+
+
+def validate_kana(reading: str) -> str:
+    """The reading as entered (trimmed); ProviderError unless it is kana."""
+    reading = " ".join(reading.split())
+    if len(reading) > KANA_LENGTH or not _KANA_OK.fullmatch(unicodedata.normalize("NFKC", reading)):
+        raise ProviderError(
+            "name_kana",
+            "よみがなは、ひらがなまたはカタカナで入力してください（例: ちよだとしょかん）。",
+            "Please type the reading in hiragana or katakana (e.g. ちよだとしょかん).",
+        )
+    return reading
+
+
+def set_search_keys(provider: Provider) -> None:
+    """Fill the provider's search keys from its name, reading and code."""
+    provider.search_name = search_key(provider.name_kana or provider.name_ja)[:200]
+    provider.search_text = search_key(
+        f"{provider.name_ja} {provider.name_kana} {provider.name_en} {provider.code}"
+    )[:500]
 
 
 def number_rule(settings: Mapping[str, Any] | None) -> dict[str, object]:
@@ -167,13 +221,23 @@ def create_provider(
     terms_en: str = "",
     number_rule_settings: Mapping[str, Any] | None = None,
     counter_settings: Mapping[str, Any] | None = None,
+    municipality_code: str = "",
+    municipality_name: str = "",
+    name_kana: str = "",
 ) -> Provider:
     """A new provider at terms version 1; ProviderError if a setting or the code is refused."""
     code = validate_code(kind, code)
     if not name_ja.strip():
         raise ProviderError("name_ja", "名称を入力してください。", "Please enter the name.")
     rule = number_rule(number_rule_settings)
+    prefecture, municipality, municipality_name = validate_place(
+        municipality_code, municipality_name
+    )
     provider = Provider(
+        prefecture_code=prefecture,
+        municipality_code=municipality,
+        municipality_name=municipality_name,
+        name_kana=validate_kana(name_kana),
         code=code,
         kind=kind,
         name_ja=name_ja.strip(),
@@ -184,6 +248,7 @@ def create_provider(
         number_rule=rule,
         counter_settings=parse_counter_settings(counter_settings, rule),
     )
+    set_search_keys(provider)
     if s.scalar(select(Provider.id).where(Provider.code == code)) is not None:
         raise _taken()
     s.add(provider)
@@ -209,8 +274,23 @@ def update_provider(
     name_en: str | None = None,
     number_rule_settings: Mapping[str, Any] | None = None,
     counter_settings: Mapping[str, Any] | None = None,
+    kind: str | None = None,
+    place: tuple[str, str] | None = None,
+    name_kana: str | None = None,
 ) -> Provider:
-    """Edit names, number rule and counter settings (the code and kind do not change)."""
+    """Edit names, reading, place, kind, number rule and counter settings (the code does
+    not change; a library's kind stays a library, whose code is an ISIL)."""
+    if kind is not None and kind != provider.kind:
+        if kind not in ProviderKind.ALL:
+            raise ProviderError(
+                "kind", "施設の種類が正しくありません。", "Unknown kind of provider."
+            )
+        if kind in ProviderKind.LIBRARIES:
+            validate_isil(provider.code)
+        elif provider.kind in ProviderKind.LIBRARIES:
+            validate_code(kind, provider.code)
+    where = validate_place(*place) if place is not None else None
+    kana = validate_kana(name_kana) if name_kana is not None else None
     rule = number_rule(number_rule_settings) if number_rule_settings is not None else None
     effective_rule = rule if rule is not None else provider.number_rule
     counter = (
@@ -228,6 +308,13 @@ def update_provider(
         # Numbers already linked stay as they are: a stricter rule applies to new links.
         provider.number_rule = rule
     provider.counter_settings = counter
+    if kind is not None:
+        provider.kind = kind
+    if where is not None:
+        provider.prefecture_code, provider.municipality_code, provider.municipality_name = where
+    if kana is not None:
+        provider.name_kana = kana
+    set_search_keys(provider)
     s.commit()
     return provider
 
@@ -246,6 +333,23 @@ def update_terms(s: Session, provider: Provider, terms_ja: str, terms_en: str) -
 def get_provider(s: Session, provider_id: int) -> Provider | None:
     """The provider with this id, or None."""
     return s.get(Provider, provider_id)
+
+
+def page_providers(
+    s: Session, within: int | ColumnElement[bool] | None, query: str, page: int
+) -> Page:
+    """A page of providers by code (only those `within` a condition, e.g. an admin's
+    scope, or only one id: a provider admin's own) whose name, reading, English name or
+    code contains `query` (any way it is typed)."""
+    stmt = select(Provider).order_by(Provider.code)
+    if isinstance(within, int):
+        stmt = stmt.where(Provider.id == within)
+    elif within is not None:
+        stmt = stmt.where(within)
+    key = search_key(query)[:QUERY_LENGTH]
+    if key:
+        stmt = stmt.where(Provider.search_text.like(contains(key), escape="\\"))
+    return paginate(s, stmt, page)
 
 
 def list_providers(s: Session, only_id: int | None = None) -> list[Provider]:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy import and_, select
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, NumberRange
 
 from .. import db
+from ..inputs import NAME_LENGTH, TERMS_LENGTH
+from ..inputs.web import PlainText
+from ..paging import QUERY_LENGTH, contains, page_arg, query_arg
+from ..places.kana import search_key
 from ..staff.auth import current_staff, staff_required
 from ..staff.forms import options
 from ..staff.models import Role
+from ..tenancy import audit
+from ..tenancy.scope import current_scope
 from . import services
 from .models import Provider, ProviderKind
 from .numbers import MAX_NUMBER_LENGTH, CheckRule
@@ -23,13 +30,14 @@ from .numbers import MAX_NUMBER_LENGTH, CheckRule
 bp = Blueprint("providers_admin", __name__, url_prefix="/admin/providers")
 
 KIND_LABELS = {
-    ProviderKind.LIBRARY: _l("Library"),
+    ProviderKind.LIBRARY: _l("Public library"),
+    ProviderKind.UNIVERSITY_LIBRARY: _l("University library"),
     ProviderKind.MUSEUM: _l("Museum"),
     ProviderKind.SPORTS: _l("Sports facility"),
     ProviderKind.BIKE_PARK: _l("Bicycle parking"),
-    ProviderKind.LECTURE: _l("Lecture"),
-    ProviderKind.COMMUNITY_PLAZA: _l("Community plaza"),
-    ProviderKind.TRANSPORT: _l("Transport"),
+    ProviderKind.LECTURE: _l("Lecture course"),
+    ProviderKind.COMMUNITY_PLAZA: _l("Civic plaza"),
+    ProviderKind.SHOPPING_STREET: _l("Shopping street"),
     ProviderKind.OTHER: _l("Other"),
 }
 CHECK_LABELS = [
@@ -52,14 +60,23 @@ VARIANT_LABELS = [
     ("b", _l("Mod 11 (b): (11 - r) mod 10")),
     ("c", _l("Mod 11 (c): 10 gives X, 11 gives 0")),
 ]
+NAME = PlainText(NAME_LENGTH)
+# The terms of use, in each language (webapp/inputs/rules.py says why 20,000).
+TERMS = PlainText(TERMS_LENGTH, multiline=True)
 START_STOP = [(c, c) for c in "ABCD"]
 
 
 class ProviderSettingsForm(FlaskForm):
     """Names, customer number rule and counter settings."""
 
-    name_ja = StringField(_l("Name (Japanese)"), validators=[DataRequired(), Length(max=200)])
-    name_en = StringField(_l("Name (English)"), validators=[Length(max=200)])
+    kind = SelectField(_l("Kind"), choices=options(KIND_LABELS.items()))
+    name_ja = StringField(_l("Name (Japanese)"), validators=[DataRequired(), NAME])
+    name_kana = StringField(_l("Reading of the name (kana)"), validators=[PlainText(200)])
+    name_en = StringField(_l("Name (English)"), validators=[NAME])
+    municipality_code = StringField(
+        _l("Local government code (6 digits)"), validators=[PlainText(12)]
+    )
+    municipality_name = StringField(_l("Municipality"), validators=[PlainText(100)])
     min_length = IntegerField(
         _l("Minimum length"), default=1, validators=[NumberRange(1, MAX_NUMBER_LENGTH)]
     )
@@ -127,6 +144,9 @@ class ProviderSettingsForm(FlaskForm):
     def fill(self, provider: Provider) -> None:
         """Show a provider's current settings."""
         self.name_ja.data, self.name_en.data = provider.name_ja, provider.name_en
+        self.kind.data, self.name_kana.data = provider.kind, provider.name_kana
+        self.municipality_code.data = provider.municipality_code
+        self.municipality_name.data = provider.municipality_name
         for name in self.RULE_FIELDS:
             if name in provider.number_rule:
                 self[name].data = provider.number_rule[name]
@@ -136,54 +156,99 @@ class ProviderSettingsForm(FlaskForm):
 
 
 class ProviderCreateForm(ProviderSettingsForm):
-    """A new provider: kind, code and first terms too."""
+    """A new provider: its code and first terms too."""
 
-    kind = SelectField(_l("Kind"), choices=options(KIND_LABELS.items()))
     code = StringField(
         _l("Code (ISIL for libraries, e.g. JP-1000001)"),
-        validators=[DataRequired(), Length(max=32)],
+        validators=[DataRequired(), PlainText(32)],
     )
-    terms_ja = TextAreaField(_l("Terms of use (Japanese)"))
-    terms_en = TextAreaField(_l("Terms of use (English)"))
+    terms_ja = TextAreaField(_l("Terms of use (Japanese)"), validators=[TERMS])
+    terms_en = TextAreaField(_l("Terms of use (English)"), validators=[TERMS])
 
 
 class TermsForm(FlaskForm):
     """The terms of use; saving a change makes citizens accept again."""
 
-    terms_ja = TextAreaField(_l("Terms of use (Japanese)"), validators=[DataRequired()])
-    terms_en = TextAreaField(_l("Terms of use (English)"))
+    terms_ja = TextAreaField(_l("Terms of use (Japanese)"), validators=[DataRequired(), TERMS])
+    terms_en = TextAreaField(_l("Terms of use (English)"), validators=[TERMS])
 
 
-def _provider_or_403(provider_id: int) -> Provider:
-    """The provider, if the signed-in admin may manage it."""
-    me = current_staff()
-    provider = services.get_provider(db.session(), provider_id)
-    if provider is None:
-        abort(404)
-    if me is None or (me.role != Role.PLATFORM_ADMIN and me.provider_id != provider.id):
-        abort(403)
-    return provider
+def _field_error(form: FlaskForm, exc: services.ProviderError) -> str:
+    """The refusal's message (in the page's language), also shown at its field."""
+    message = exc.message(str(get_locale()))
+    if exc.field in form:
+        form[exc.field].errors = [*form[exc.field].errors, message]
+    return message
+
+
+def _provider_or_404(provider_id: int) -> Provider:
+    """The provider, if the signed-in admin may manage it (else 404: out of sight)."""
+    return current_scope().provider(db.session(), provider_id)
+
+
+ADMINS = (Role.PLATFORM_ADMIN, Role.MUNICIPAL_ADMIN, Role.PROVIDER_ADMIN)
 
 
 @bp.get("/")
-@staff_required(Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN)
+@staff_required(*ADMINS)
 def index() -> ResponseReturnValue:
     """Providers the admin may manage."""
-    me = current_staff()
-    assert me is not None  # noqa: S101  (staff_required)
-    only = None if me.role == Role.PLATFORM_ADMIN else me.provider_id
+    scope = current_scope()
+    q = query_arg()
+    within = scope.providers()
+    town = query_arg("municipality")  # one municipality's (the municipalities page links it)
+    if town:
+        within = and_(within, Provider.municipality_code == town[:6])
+    listing = services.page_providers(db.session(), within, q, page_arg())
     return render_template(
         "admin/providers.html",
-        providers=services.list_providers(db.session(), only),
+        listing=listing,
+        q=q,
+        town=town[:6],
         kind_labels=KIND_LABELS,
+        scope=scope,
     )
 
 
+OPTIONS_SHOWN = 20  # a typeahead's suggestions: a few, never the country
+
+
+@bp.get("/options")
+@staff_required(*ADMINS)
+def options_json() -> ResponseReturnValue:
+    """Suggestions for a provider-code field (the new-account form): up to
+    OPTIONS_SHOWN providers within the admin's scope whose name, reading or code
+    contains `?q=` (as the providers list searches), by code."""
+    scope = current_scope()
+    key = search_key(query_arg())[:QUERY_LENGTH]
+    rows: list[Provider] = []
+    if key:
+        rows = list(
+            db.session().scalars(
+                select(Provider)
+                .where(scope.providers(), Provider.search_text.like(contains(key), escape="\\"))
+                .order_by(Provider.code)
+                .limit(OPTIONS_SHOWN)
+            )
+        )
+    return jsonify(providers=[{"code": p.code, "name": p.name_ja} for p in rows])
+
+
 @bp.route("/new", methods=["GET", "POST"])
-@staff_required(Role.PLATFORM_ADMIN)
+@staff_required(Role.PLATFORM_ADMIN, Role.MUNICIPAL_ADMIN)
 def create() -> ResponseReturnValue:
-    """Create a provider (platform admins only)."""
+    """Create a provider (platform admins anywhere; a municipal admin in its own
+    municipality, whatever the form says)."""
+    scope = current_scope()
     form = ProviderCreateForm()
+    fixed_place = None
+    if scope.municipal:
+        from ..points.models import Municipality
+
+        muni = db.session().get(Municipality, scope.municipality_id)
+        assert muni is not None  # noqa: S101  (scope_of checked it)
+        fixed_place = (muni.code, muni.name)
+        form.municipality_code.data, form.municipality_name.data = fixed_place
     error = None
     if form.validate_on_submit():
         try:
@@ -197,20 +262,41 @@ def create() -> ResponseReturnValue:
                 terms_en=form.terms_en.data or "",
                 number_rule_settings=form.rule(),
                 counter_settings=form.counter(),
+                municipality_code=form.municipality_code.data or "",
+                municipality_name=form.municipality_name.data or "",
+                name_kana=form.name_kana.data or "",
             )
         except services.ProviderError as exc:
-            error = exc.message(str(get_locale()))
+            error = _field_error(form, exc)
         else:
+            me = current_staff()
+            s = db.session()
+            audit.record(
+                s,
+                audit.municipality_id_of(s, provider.municipality_code),
+                me.login if me else "?",
+                "provider.create",
+                f"{provider.code} {provider.name_ja}",
+                {"kind": provider.kind, "municipality_code": provider.municipality_code},
+            )
+            s.commit()
             return redirect(url_for(".edit", provider_id=provider.id, saved=1))
-    return render_template("admin/provider_form.html", form=form, provider=None, error=error)
+    return render_template(
+        "admin/provider_form.html", form=form, provider=None, error=error, fixed_place=fixed_place
+    )
 
 
 @bp.route("/<int:provider_id>", methods=["GET", "POST"])
-@staff_required(Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN)
+@staff_required(*ADMINS)
 def edit(provider_id: int) -> ResponseReturnValue:
     """Edit a provider's names, number rule and counter settings."""
-    provider = _provider_or_403(provider_id)
+    provider = _provider_or_404(provider_id)
+    me = current_staff()
+    # Where a provider is and what it is decide whose tenant it is: the platform's call.
+    placed_by_me = me is not None and me.role == Role.PLATFORM_ADMIN
     form = ProviderSettingsForm()
+    if not placed_by_me and form.is_submitted():
+        form.kind.data = provider.kind
     error = None
     if form.validate_on_submit():
         try:
@@ -221,27 +307,39 @@ def edit(provider_id: int) -> ResponseReturnValue:
                 name_en=form.name_en.data,
                 number_rule_settings=form.rule(),
                 counter_settings=form.counter(),
+                kind=form.kind.data if placed_by_me else None,
+                place=(
+                    (form.municipality_code.data or "", form.municipality_name.data or "")
+                    if placed_by_me
+                    else None
+                ),
+                name_kana=form.name_kana.data or "",
             )
         except services.ProviderError as exc:
-            error = exc.message(str(get_locale()))
+            db.session().rollback()
+            error = _field_error(form, exc)
         else:
             return redirect(url_for(".edit", provider_id=provider.id, saved=1))
     elif not form.is_submitted():
         form.fill(provider)
+    from ..sip2.services import has_sip2
+
     return render_template(
         "admin/provider_form.html",
         form=form,
         provider=provider,
         error=error,
         kind_labels=KIND_LABELS,
+        placed_by_me=placed_by_me,
+        sip2_connected=has_sip2(db.session(), provider.id),
     )
 
 
 @bp.route("/<int:provider_id>/terms", methods=["GET", "POST"])
-@staff_required(Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN)
+@staff_required(*ADMINS)
 def terms(provider_id: int) -> ResponseReturnValue:
     """Edit the terms of use; a change bumps the version."""
-    provider = _provider_or_403(provider_id)
+    provider = _provider_or_404(provider_id)
     form = TermsForm()
     if form.validate_on_submit():
         changed = services.update_terms(

@@ -10,30 +10,42 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ..inputs import LOGIN_LENGTH
+from ..inputs.web import PlainText
 from .models import Role
 from .services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+# Every text field: its length and no control character (webapp/inputs).
+LOGIN = PlainText(LOGIN_LENGTH)
+PASSWORD = PlainText(MAX_PASSWORD_LENGTH)
 
 
 class LoginForm(FlaskForm):
     """Staff sign-in."""
 
-    login = StringField(_l("Login"), validators=[DataRequired(), Length(max=64)])
-    password = PasswordField(
-        _l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
-    )
+    login = StringField(_l("Login"), validators=[DataRequired(), LOGIN])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), PASSWORD])
 
 
 class PasswordForm(FlaskForm):
     """Change one's own password."""
 
-    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), PASSWORD])
     new = PasswordField(
         _l("New password"),
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD_LENGTH),
+            PASSWORD,
+        ],
     )
     confirm = PasswordField(
         _l("New password again"),
-        validators=[DataRequired(), EqualTo("new", message=_l("The passwords do not match."))],
+        validators=[
+            DataRequired(),
+            PASSWORD,
+            EqualTo("new", message=_l("The passwords do not match.")),
+        ],
     )
 
 
@@ -44,6 +56,7 @@ def options(pairs: Iterable[tuple[Any, Any]]) -> list[SelectChoice]:
 
 ROLE_LABELS = {
     Role.PLATFORM_ADMIN.value: _l("Platform administrator"),
+    Role.MUNICIPAL_ADMIN.value: _l("Municipal administrator"),
     Role.PROVIDER_ADMIN.value: _l("Provider administrator"),
     Role.COUNTER_STAFF.value: _l("Counter staff"),
     Role.POINTS_OFFICER.value: _l("Points officer"),
@@ -55,14 +68,24 @@ PROVIDER_ROLES = (Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN, Role.COUNTER_STAFF)
 
 
 class StaffForm(FlaskForm):
-    """Create a staff account."""
+    """Create a staff account: its provider named by code (ISIL), never a list of every
+    provider in the country; or fixed when the form is opened from a provider's row."""
 
-    login = StringField(_l("Login"), validators=[DataRequired(), Length(min=3, max=64)])
+    login = StringField(_l("Login"), validators=[DataRequired(), Length(min=3), LOGIN])
     password = PasswordField(
         _l("Initial password"),
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD_LENGTH),
+            PASSWORD,
+        ],
     )
     role = SelectField(
         _l("Role"), choices=options((r.value, ROLE_LABELS[r.value]) for r in PROVIDER_ROLES)
     )
-    provider_id = SelectField(_l("Provider"), coerce=int, choices=[])
+    provider_code = StringField(
+        _l("Provider code (ISIL for libraries)"), validators=[PlainText(32)]
+    )
+    municipality_code = StringField(
+        _l("Municipality (local government code)"), validators=[PlainText(12)]
+    )

@@ -17,6 +17,8 @@ class Role(enum.StrEnum):
     """What a staff account may do."""
 
     PLATFORM_ADMIN = "platform_admin"  # プラットフォーム管理者: every provider and account
+    # 自治体管理者: one municipality's providers, their terminals and staff, its officers
+    MUNICIPAL_ADMIN = "municipal_admin"
     PROVIDER_ADMIN = "provider_admin"  # 施設管理者: their own provider's settings and staff
     COUNTER_STAFF = "counter_staff"  # 窓口職員: the counter pages of their provider
     POINTS_OFFICER = "points_officer"  # ポイント担当職員: one municipality's grants and totals
@@ -36,7 +38,8 @@ class StaffUser(Base):
     provider_id: Mapped[int | None] = mapped_column(
         ForeignKey("providers.id", ondelete="CASCADE"), index=True, nullable=True
     )
-    # The scope of a points officer (their municipality) or of merchant staff (their shop).
+    # The scope of a points officer or a municipal administrator (their municipality) or
+    # of merchant staff (their shop).
     municipality_id: Mapped[int | None] = mapped_column(
         ForeignKey("points_municipalities.id", ondelete="CASCADE"), index=True, nullable=True
     )

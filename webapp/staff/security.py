@@ -31,10 +31,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a counter tab stays open all day
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    # Send the session cookie only when the session changed. A permanent (kiosk, home)
-    # session would otherwise be re-sent with every response, and a response that started
-    # before a card-flow step and ended after it (a status poll, the demo panel's tab)
-    # would roll the flow kept in the cookie back.
+    # Kept for Flask's own interface; ours (webapp/sessions/store.py) sends the cookie
+    # only when its token changes, whatever this says.
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.config["SESSION_COOKIE_SECURE"] = not is_loopback(app.config.get("PLATFORM_ORIGIN", ""))
     csrf.init_app(app)

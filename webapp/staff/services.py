@@ -8,10 +8,11 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..paging import Page, contains, paginate
 from ..points.models import Merchant, Municipality
 from ..providers.models import Provider
 from .models import Role, StaffUser
@@ -119,7 +120,7 @@ def _scope(
     """(provider, municipality, merchant) for `role`: the one it needs, the others None."""
     if role is Role.PLATFORM_ADMIN:
         return None, None, None
-    if role is Role.POINTS_OFFICER:
+    if role in (Role.POINTS_OFFICER, Role.MUNICIPAL_ADMIN):
         if municipality_id is None or s.get(Municipality, municipality_id) is None:
             raise StaffError(
                 "municipality_id", "自治体を選んでください。", "Please choose the municipality."
@@ -180,6 +181,20 @@ def set_active(s: Session, user: StaffUser, active: bool) -> None:
         user.active = active
         user.session_epoch += 1
         s.commit()
+
+
+def page_staff(s: Session, within: int | ColumnElement[bool] | None, query: str, page: int) -> Page:
+    """A page of accounts by login (only those `within` a condition, e.g. an admin's
+    scope, or one provider's when an id is given) whose login contains `query` (case
+    ignored)."""
+    stmt = select(StaffUser).order_by(StaffUser.login)
+    if isinstance(within, int):
+        stmt = stmt.where(StaffUser.provider_id == within)
+    elif within is not None:
+        stmt = stmt.where(within)
+    if query:
+        stmt = stmt.where(func.lower(StaffUser.login).like(contains(query.lower()), escape="\\"))
+    return paginate(s, stmt, page)
 
 
 def list_staff(s: Session, provider_id: int | None = None) -> list[StaffUser]:

@@ -1,143 +1,73 @@
-"""Failure throttles: staff sign-in (per IP, per login) and bridge pairing (per IP, all).
+"""The sign-in throttle: per login and address, per address, and a per-login backstop.
 
-Built on `limits` (Flask-Limiter's engine) so that the counts live in Redis when the
-platform runs several workers (BUS_URL redis://...), and in process memory otherwise.
-Only failures count; a refused attempt is not counted again, so a blocked client gets
-back in once its oldest failure leaves the moving window. `retry_after` says when.
+Each sign-in takes an attempt from three budgets before the password is checked
+(webapp/throttle.py), so parallel requests cannot check more than the budgets allow:
+
+- **login and address** (`LOGIN_LIMIT_PER_LOGIN_IP`, 5 per 15 minutes): the lock-out.
+  It shuts out the address that failed, for that login only: the person the login
+  belongs to still signs in from any other address.
+- **address** (`LOGIN_LIMIT_PER_IP`, 20 per 15 minutes): one address trying one password
+  on many logins. A library's counter PCs often share one address: only failures count.
+- **login, from every address** (`LOGIN_LIMIT_PER_LOGIN`, 1000 per hour): the backstop
+  against many addresses guessing one login together. A few hundred failures do not trip
+  it; tripping it takes 50 addresses each at its own limit for a whole hour, and it
+  stops guessing at 24,000 a day per login however many addresses there are.
+
+A wrong password keeps its attempts. A right one gives back its attempts and forgets the
+failures of that login from that address; the address's other failures stay, so a
+valid account cannot be used to wash out a spray. docs/security.md says why each
+number is what it is.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
-from typing import cast
+from limits import parse
 
-from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from ..throttle import AttemptLimiter, Budget, client_key
 
-# One budget: (limit, namespace, key), e.g. (parse("20 per 15 minutes"), "staff-login-ip", ip).
-Budget = tuple[RateLimitItem, str, str]
+PER_LOGIN_IP = "5 per 15 minutes"
+PER_IP = "20 per 15 minutes"
+PER_LOGIN = "1000 per hour"
 
 
-def storage_uri(bus_url: str | None) -> str:
-    """Redis when the bus is Redis, else this process's memory."""
-    if bus_url and bus_url.startswith(("redis://", "rediss://", "redis+unix://")):
-        return bus_url
-    if bus_url and bus_url.startswith("unix://"):  # redis-py's spelling; limits' below
-        return "redis+" + bus_url
-    return "memory://"
-
-
-class FailureThrottle:
-    """Moving-window failure counts under named budgets, in Redis or this process.
-
-    `clock` must be the clock `limits` reads (time.time); it is a parameter so that the
-    Retry-After arithmetic and a test's fake clock agree. `storage_options` go to the
-    `limits` storage (e.g. `key_prefix` for Redis).
-    """
+class LoginThrottle:
+    """Sign-in attempts: `begin` before the password check; a failure keeps its attempt."""
 
     def __init__(
         self,
-        uri: str = "memory://",
+        limiter: AttemptLimiter,
         *,
-        clock: Callable[[], float] = time.time,
-        **storage_options: str,
+        per_login_ip: str = PER_LOGIN_IP,
+        per_ip: str = PER_IP,
+        per_login: str = PER_LOGIN,
     ) -> None:
-        # sync storages only
-        self.storage = cast(Storage, storage_from_string(uri, **storage_options))
-        self._limiter = MovingWindowRateLimiter(self.storage)
-        self._clock = clock
+        self.limiter = limiter
+        self.per_login_ip = parse(per_login_ip)
+        self.per_ip = parse(per_ip)
+        self.per_login = parse(per_login)
 
-    def retry_after(self, *budgets: Budget) -> int:
-        """Seconds until another attempt is allowed: 0 when every budget has room."""
-        wait = 0.0
-        for item, namespace, key in budgets:
-            if not self._limiter.test(item, namespace, key):
-                reset = self._limiter.get_window_stats(item, namespace, key).reset_time
-                wait = max(wait, reset - self._clock(), 1.0)
-        return math.ceil(wait)
+    def begin(self, address: str | None, login: str) -> int:
+        """Take an attempt: 0 to go on and check the password, else seconds to wait (429)."""
+        return self.limiter.take(*self._budgets(address, login))
 
-    def hit(self, *budgets: Budget) -> None:
-        """Count one failure against each budget."""
-        for item, namespace, key in budgets:
-            self._limiter.hit(item, namespace, key)
+    def succeeded(self, address: str | None, login: str) -> None:
+        """A right password: give the attempt back, forget this pair's failures."""
+        pair, address_budget, login_budget = self._budgets(address, login)
+        self.limiter.give_back(address_budget, login_budget)
+        self.limiter.clear(pair)
 
-    def clear(self, *budgets: Budget) -> None:
-        """Forget the failures counted against these budgets."""
-        for item, namespace, key in budgets:
-            self._limiter.clear(item, namespace, key)
+    def abandoned(self, address: str | None, login: str) -> None:
+        """No answer was given (an error): the attempt is given back."""
+        self.limiter.give_back(*self._budgets(address, login))
 
+    def retry_after(self, address: str | None, login: str) -> int:
+        """Seconds before this address may try this login again (0: now); counts nothing."""
+        return self.limiter.retry_after(*self._budgets(address, login))
 
-class LoginThrottle(FailureThrottle):
-    """Refuses logins after too many failures from one IP or against one login."""
-
-    def __init__(
-        self,
-        uri: str = "memory://",
-        per_login: str = "5 per 15 minutes",
-        per_ip: str = "20 per 15 minutes",
-        *,
-        clock: Callable[[], float] = time.time,
-        **storage_options: str,
-    ) -> None:
-        super().__init__(uri, clock=clock, **storage_options)
-        self.per_login: RateLimitItem = parse(per_login)
-        self.per_ip: RateLimitItem = parse(per_ip)
-
-    def blocked(self, ip: str, login: str) -> bool:
-        """True when another attempt must be refused (HTTP 429)."""
-        return self.retry_after(self._ip(ip), self._login(login)) > 0
-
-    def failed(self, ip: str, login: str) -> None:
-        """Count one failed attempt against both keys."""
-        self.hit(self._ip(ip), self._login(login))
-
-    def succeeded(self, login: str) -> None:
-        """Forget the login's failures (the IP's stay, against spraying many logins)."""
-        self.clear(self._login(login))
-
-    def forget_ip(self, ip: str) -> None:
-        """Forget an IP's failures (an operator's unblock; tests)."""
-        self.clear(self._ip(ip))
-
-    def _ip(self, ip: str) -> Budget:
-        return (self.per_ip, "staff-login-ip", ip)
-
-    def _login(self, login: str) -> Budget:
-        return (self.per_login, "staff-login", login)
-
-
-class PairingThrottle(FailureThrottle):
-    """Refuses bridge pairing after too many wrong codes from one IP, or from everyone.
-
-    A pairing code has 50 bits and lives 10 minutes; the per-IP budget makes guessing
-    one pointless, the global ceiling bounds what many addresses (an IPv6 block, a
-    botnet) can try together, at the price of pausing all pairing while it is spent.
-    A success is not a failure and clears nothing: one good code does not buy guesses.
-    """
-
-    def __init__(
-        self,
-        uri: str = "memory://",
-        per_ip: str = "10 per 10 minutes",
-        overall: str = "500 per 10 minutes",
-        *,
-        clock: Callable[[], float] = time.time,
-        **storage_options: str,
-    ) -> None:
-        super().__init__(uri, clock=clock, **storage_options)
-        self.per_ip: RateLimitItem = parse(per_ip)
-        self.overall: RateLimitItem = parse(overall)
-
-    def retry_after_for(self, ip: str) -> int:
-        """Seconds before this IP may try a code again (0: now)."""
-        return self.retry_after(*self._budgets(ip))
-
-    def failed(self, ip: str) -> None:
-        """Count one wrong code from `ip` (and against the global ceiling)."""
-        self.hit(*self._budgets(ip))
-
-    def _budgets(self, ip: str) -> tuple[Budget, Budget]:
-        return (self.per_ip, "bridge-pair-ip", ip), (self.overall, "bridge-pair", "all")
+    def _budgets(self, address: str | None, login: str) -> tuple[Budget, Budget, Budget]:
+        where = client_key(address)
+        return (
+            Budget(self.per_login_ip, "staff-login-pair", f"{where}|{login}"),
+            Budget(self.per_ip, "staff-login-ip", where),
+            Budget(self.per_login, "staff-login", login),
+        )

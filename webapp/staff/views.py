@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import db
+from ..sessions import end_staff_sessions
 from . import services
 from .auth import current_staff, login_user, logout_user, safe_next, staff_required
-from .forms import LoginForm, PasswordForm
-from .models import Role
+from .forms import ROLE_LABELS, LoginForm, PasswordForm
+from .menu import work_for
 from .throttle import LoginThrottle
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -22,41 +25,49 @@ def _throttle() -> LoginThrottle:
 
 
 def _landing() -> str:
-    user = current_staff()
-    if user is None or user.role == Role.COUNTER_STAFF:
-        return url_for("staff.home")
-    if user.role == Role.POINTS_OFFICER:
-        return url_for("points_pages.municipality")
-    if user.role == Role.MERCHANT_STAFF:
-        return url_for("points_terminal.tills")  # the till first; settlement is a menu away
-    return url_for("admin.index")
+    # Every role starts on its staff home: its own work first (staff/menu.py).
+    return url_for("staff.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """Sign in; 429 after too many failures for this IP or login."""
+    """Sign in; 429 (with Retry-After) once the throttle's budgets are spent (throttle.py)."""
     if request.method == "GET" and current_staff() is not None:
         return redirect(_landing())
     form = LoginForm()
     error = None
     status = 200
+    wait = 0
     if form.validate_on_submit():
-        ip = request.remote_addr or "unknown"
+        address = request.remote_addr
         login_name = services.normalize_login(form.login.data or "")
-        if _throttle().blocked(ip, login_name):
-            error = _("Too many failed sign-in attempts. Please wait 15 minutes and try again.")
+        # The attempt is counted before the password is checked (webapp/throttle.py).
+        wait = _throttle().begin(address, login_name)
+        if wait:
+            minutes = max(1, math.ceil(wait / 60))
+            error = _(
+                "Too many failed sign-in attempts. Please try again in %(minutes)s minutes.",
+                minutes=minutes,
+            )
             status = 429
         else:
             try:
                 user = services.authenticate(db.session(), login_name, form.password.data or "")
             except services.InvalidCredentials as exc:
-                _throttle().failed(ip, login_name)
-                error = exc.message(str(get_locale()))
+                error = exc.message(str(get_locale()))  # the failure keeps its attempt
+            except BaseException:
+                _throttle().abandoned(address, login_name)
+                raise
             else:
-                _throttle().succeeded(login_name)
+                _throttle().succeeded(address, login_name)
                 login_user(user)
                 return redirect(safe_next(request.args.get("next")) or _landing())
-    return render_template("staff/login.html", form=form, error=error), status
+    response = current_app.make_response(
+        (render_template("staff/login.html", form=form, error=error), status)
+    )
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @bp.post("/logout")
@@ -69,8 +80,14 @@ def logout() -> ResponseReturnValue:
 @bp.get("/")
 @staff_required()
 def home() -> ResponseReturnValue:
-    """The signed-in staff member's start page."""
-    return render_template("staff/home.html")
+    """The signed-in staff member's start page: their terminals and pages first."""
+    user = current_staff()
+    assert user is not None  # noqa: S101  (staff_required)
+    return render_template(
+        "staff/home.html",
+        work=work_for(user, request.endpoint),
+        role_label=ROLE_LABELS.get(user.role, user.role),
+    )
 
 
 @bp.route("/password", methods=["GET", "POST"])
@@ -89,6 +106,7 @@ def password() -> ResponseReturnValue:
         except services.StaffError as exc:
             error = exc.message(str(get_locale()))
         else:
-            login_user(user)  # this session continues; the others end
+            end_staff_sessions(user.id, keep_current=True)  # the others end at once
+            login_user(user)  # this one continues under a fresh token
             return redirect(url_for("staff.home", changed=1))
     return render_template("staff/password.html", form=form, error=error)

@@ -1,31 +1,34 @@
 """Terminals and their bridges: pairing, the bridges' WebSocket, the remote transport.
 
-`init_app(app)` registers the JSON API, the /ws/bridge endpoint and (lazily, per
-worker process) the registry of connected bridges.
+`init_app(app)` registers the JSON API and the /ws/bridge endpoint, and makes this
+worker's registry of connected bridges, its gate of unauthenticated bridge sockets
+(socket_limits.py) and the pairing throttle (once, here: every worker process builds
+its own app, so nothing is shared across a fork).
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from flask import Flask
 
 from bridge import wire
 
+from ..throttle import app_limiter, setting
+from . import socket_limits, throttle
 from .registry import BridgeRegistry
-
-_lock = threading.Lock()
+from .throttle import PairingThrottle
 
 DEFAULT_PING_INTERVAL = 25.0
 DEFAULT_FLUSH_INTERVAL = 15.0
 
 
 def init_app(app: Flask) -> None:
-    """Register the terminals API and the bridge WebSocket; make the bus if none yet."""
+    """Register the terminals API and the bridge WebSocket; make the registry and throttle."""
     from .. import bus
-    from ..views import bridge_ws, terminals_api
-    from . import admin_views, models  # noqa: F401 - the tables
+    from ..sockets import sock
+    from . import admin_views, api_views, bridge_socket, download_views, models  # noqa: F401
+    from .cli import bridge_cli
 
     if "bus" not in app.extensions:
         bus.init_app(app)
@@ -33,38 +36,36 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BRIDGE_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL)
     # simple-websocket refuses a larger message before buffering it (wire's bound).
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": wire.MAX_FRAME_BYTES})
-    app.register_blueprint(terminals_api.bp)
-    app.register_blueprint(bridge_ws.bp)
+    socket_limits.init_app(app)  # /ws/bridge: sockets before authentication, frame rate
+    app.extensions["bridge_registry"] = BridgeRegistry(
+        app,
+        bus.get_bus(app),
+        ping_interval=float(app.config["BRIDGE_PING_INTERVAL"]),
+        flush_interval=float(app.config["BRIDGE_FLUSH_INTERVAL"]),
+    )
+    app.extensions["bridge_pair_throttle"] = PairingThrottle(
+        app_limiter(app.extensions, app.config),
+        per_ip=setting(app.config, "PAIR_LIMIT_PER_IP", throttle.PER_IP),
+        overall=setting(app.config, "PAIR_LIMIT_OVERALL", throttle.OVERALL),
+    )
+    app.register_blueprint(api_views.bp)
+    app.register_blueprint(bridge_socket.bp)
+    app.register_blueprint(download_views.bp)  # /bridge/: the bridge's wheel, how to install
+    app.cli.add_command(bridge_cli)
     if "staff" in app.blueprints:  # the admin pages need staff sign-in
         app.register_blueprint(admin_views.bp)
-    bridge_ws.sock.init_app(app)
+    sock.init_app(app)
     try:
         from ..staff.security import csrf_exempt
     except ImportError:  # staff (CSRF) not installed in this app
         pass
     else:
-        csrf_exempt(terminals_api.bp)
+        csrf_exempt(api_views.bp)
 
 
 def get_registry(app: Flask) -> BridgeRegistry:
-    """This worker's registry of connected bridges (made on first use, after any fork)."""
-    registry: BridgeRegistry | None = app.extensions.get("bridge_registry")
-    if registry is None:
-        from ..bus import get_bus
-
-        # The registry's threads outlive requests: hold the app, not the proxy.
-        app = getattr(app, "_get_current_object", lambda: app)()
-
-        with _lock:
-            registry = app.extensions.get("bridge_registry")
-            if registry is None:
-                registry = BridgeRegistry(
-                    app,
-                    get_bus(app),
-                    ping_interval=float(app.config["BRIDGE_PING_INTERVAL"]),
-                    flush_interval=float(app.config["BRIDGE_FLUSH_INTERVAL"]),
-                )
-                app.extensions["bridge_registry"] = registry
+    """This worker's registry of connected bridges (made by `init_app`)."""
+    registry: BridgeRegistry = app.extensions["bridge_registry"]
     return registry
 
 

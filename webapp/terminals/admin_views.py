@@ -12,18 +12,27 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from .. import db
-from ..providers.services import list_providers
+from ..bus import get_bus
+from ..paging import Page, contains, id_arg, page_arg, paginate, query_arg
+from ..points.models import Merchant
+from ..providers.models import Provider
 from ..staff.auth import current_staff, staff_required
 from ..staff.models import Role
+from ..tenancy import audit
+from ..tenancy.scope import AdminScope, current_scope
 from . import get_registry, online_window, services
+from .download_views import install_guide
 from .errors import InvalidRequest
 from .models import Terminal, TerminalKind, utcnow
+from .registry import workers_alive
 
 bp = Blueprint("terminals_admin", __name__, url_prefix="/admin/terminals")
 
-ADMINS = (Role.PLATFORM_ADMIN, Role.PROVIDER_ADMIN)
+ADMINS = (Role.PLATFORM_ADMIN, Role.MUNICIPAL_ADMIN, Role.PROVIDER_ADMIN)
 KIND_LABELS = {
     TerminalKind.COUNTER: _l("Counter"),
     TerminalKind.KIOSK: _l("Kiosk"),
@@ -40,22 +49,18 @@ ERRORS = {
 }
 
 
-def _provider_ids() -> list[int] | None:
-    """The providers this admin may manage (None: all)."""
-    me = current_staff()
-    if me is None:  # pragma: no cover (staff_required ran first)
-        abort(403)
-    if me.role == Role.PLATFORM_ADMIN:
-        return None
-    return [me.provider_id] if me.provider_id is not None else []
-
-
 def _terminal(terminal_id: int) -> Terminal:
-    terminal = db.session().get(Terminal, terminal_id)
-    allowed = _provider_ids()
-    if terminal is None or (allowed is not None and terminal.provider_id not in allowed):
-        abort(404)
-    return terminal
+    """The terminal, if one of the admin's providers has it (else 404)."""
+    return current_scope().terminal(db.session(), terminal_id)
+
+
+def _merchant_in_scope(s: Session, scope: AdminScope, merchant_id: int | None) -> None:
+    """Tills are bound only to merchants of the admin's reach (AdminScope.merchants)."""
+    if merchant_id is None or scope.national:
+        return
+    found = s.scalar(select(Merchant.id).where(Merchant.id == merchant_id, scope.merchants()))
+    if found is None:
+        raise InvalidRequest("no such merchant", code="unknown_merchant")
 
 
 def _merchant_id(field: str = "merchant_id") -> int | None:
@@ -68,38 +73,66 @@ def _merchant_id(field: str = "merchant_id") -> int | None:
     return int(raw)
 
 
+def _provider_choice(s: Session, scope: AdminScope, provider_id: int | None) -> Provider | None:
+    """The provider whose terminals are shown: the one asked for (by id, or by code in
+    `?provider=`), within the admin's scope (another's is a 404); else a provider admin's
+    own, else the first by code; None if there is none."""
+    if scope.role is Role.PROVIDER_ADMIN:  # their own, whatever was asked
+        if provider_id is not None and provider_id != scope.provider_id:
+            abort(404)
+        return s.get(Provider, scope.provider_id) if scope.provider_id is not None else None
+    code = query_arg("provider")
+    if code:
+        return s.scalar(select(Provider).where(Provider.code == code, scope.providers()))
+    if provider_id is not None:
+        return scope.provider(s, provider_id)
+    return s.scalar(select(Provider).where(scope.providers()).order_by(Provider.code).limit(1))
+
+
 def _page(
     provider_id: int | None, issued: services.IssuedCode | None = None, error: str = ""
 ) -> str:
     s = db.session()
-    allowed = _provider_ids()
-    providers = [p for p in list_providers(s) if allowed is None or p.id in allowed]
-    if provider_id is None and providers:
-        provider_id = providers[0].id
-    if allowed is not None and provider_id not in allowed:
-        abort(404)
-    terminals = (
-        s.query(Terminal).filter(Terminal.provider_id == provider_id).order_by(Terminal.id).all()
-    )
+    scope = current_scope()
+    provider = _provider_choice(s, scope, provider_id)
+    q = query_arg()
+    listing = Page()
+    if provider is not None:
+        stmt = select(Terminal).where(Terminal.provider_id == provider.id).order_by(Terminal.id)
+        if q:
+            stmt = stmt.where(func.lower(Terminal.name).like(contains(q.lower()), escape="\\"))
+        listing = paginate(s, stmt, page_arg())
+    terminals = listing.rows
     named = services.merchants_of(s, terminals)
-    choices = services.merchant_choices(s)
+    choices = services.merchant_choices(s, within=scope.merchants())
     now, window = utcnow(), online_window(current_app)
+    active = {
+        t.id: [b for b in services.list_bridges(s, terminal_id=t.id) if b.active] for t in terminals
+    }
+    # The workers the rows name, asked whether they live (a dead worker's rows go stale).
+    alive = workers_alive(
+        get_bus(current_app), (b.connected_worker for bs in active.values() for b in bs)
+    )
     rows = []
     for t in terminals:
-        bridges = [b for b in services.list_bridges(s, terminal_id=t.id) if b.active]
         rows.append(
             {
                 "terminal": t,
                 "merchant": named.get(t.merchant_id) if t.merchant_id else None,
                 "bridges": [
-                    {"device": b, "online": services.is_online(b, now, window)} for b in bridges
+                    {"device": b, "online": services.is_online(b, now, window, alive)}
+                    for b in active[t.id]
                 ],
             }
         )
     return render_template(
         "admin/terminals.html",
-        providers=providers,
-        provider_id=provider_id,
+        choosing=scope.role is not Role.PROVIDER_ADMIN,
+        provider=provider,
+        provider_id=provider.id if provider else None,
+        asked_code=query_arg("provider"),
+        q=q,
+        listing=listing,
         rows=rows,
         kinds=KIND_LABELS,
         merchant_kind=TerminalKind.MERCHANT,
@@ -107,6 +140,7 @@ def _page(
         # A till's merchant beyond the select's bound is still offered (and selected).
         listed={c.id for c in choices},
         issued=issued,
+        guide=install_guide(current_app.config["PLATFORM_ORIGIN"], issued.code if issued else None),
         error=ERRORS.get(error, ERRORS["invalid_request"]) if error else "",
         entered=request.form if error and request.endpoint == "terminals_admin.create" else {},
     )
@@ -116,28 +150,40 @@ def _page(
 @staff_required(*ADMINS)
 def index() -> ResponseReturnValue:
     """A provider's terminals with their bridges (online, last seen)."""
-    return _page(request.args.get("provider_id", type=int))
+    return _page(id_arg("provider_id"))
 
 
 @bp.post("/")
 @staff_required(*ADMINS)
 def create() -> ResponseReturnValue:
     """Add a terminal (counter, kiosk or shop till) to a provider."""
-    provider_id = request.form.get("provider_id", type=int)
-    allowed = _provider_ids()
-    if provider_id is None or (allowed is not None and provider_id not in allowed):
-        abort(404)
+    scope = current_scope()
+    s = db.session()
+    provider = scope.provider(s, request.form.get("provider_id", type=int))
+    provider_id = provider.id
     try:
-        services.create_terminal(
-            db.session(),
+        merchant_id = _merchant_id()
+        _merchant_in_scope(s, scope, merchant_id)
+        terminal = services.create_terminal(
+            s,
             provider_id,
             request.form.get("kind", ""),
             request.form.get("name", ""),
-            merchant_id=_merchant_id(),
+            merchant_id=merchant_id,
         )
     except InvalidRequest as exc:
-        db.session().rollback()
+        s.rollback()
         return _page(provider_id, error=exc.code), 400
+    me = current_staff()
+    audit.record(
+        s,
+        audit.municipality_id_of(s, provider.municipality_code),
+        me.login if me else "?",
+        "terminal.create",
+        f"{provider.code} {terminal.name}",
+        {"terminal_id": terminal.id, "kind": terminal.kind},
+    )
+    s.commit()
     return redirect(url_for(".index", provider_id=provider_id))
 
 
@@ -151,6 +197,7 @@ def change_merchant(terminal_id: int) -> ResponseReturnValue:
         merchant_id = _merchant_id()
         if merchant_id is None:
             raise InvalidRequest("pick a merchant", code="merchant_required")
+        _merchant_in_scope(db.session(), current_scope(), merchant_id)
         services.set_merchant(db.session(), terminal.id, merchant_id)
     except InvalidRequest as exc:
         db.session().rollback()
@@ -175,5 +222,5 @@ def revoke(bridge_id: str) -> ResponseReturnValue:
     device = services.get_bridge(s, bridge_id)
     terminal = _terminal(device.terminal_id)
     services.revoke(s, bridge_id)
-    get_registry(current_app).cut_off(bridge_id)
+    get_registry(current_app).cut_off(bridge_id, terminal_id=terminal.id)
     return redirect(url_for(".index", provider_id=terminal.provider_id))

@@ -20,12 +20,14 @@ message have been lost.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from flask import Flask
 
@@ -33,13 +35,60 @@ from bridge import wire
 from bridge.errors import Code
 
 from .. import db
-from ..bus import Bus, Subscription
+from ..bus import Bus, BusError, Subscription
+from ..ops import events
 from . import services
+from .messages import (
+    CommandReply,
+    StatusReply,
+    StatusRequest,
+    error_answer,
+    request_from_bus,
+)
 
 log = logging.getLogger(__name__)
 
 CONTROL_CHANNEL = "bridges.control"
-MAX_COMMAND_TIMEOUT = 120.0
+
+
+# Every worker answers on its own channel while it lives: a worker that died answers
+# nothing (Redis drops a dead connection's subscriptions at once), so the rows that
+# still name it as a bridge's holder are known to be stale within a second.
+ALIVE_TIMEOUT = 1.0
+
+
+def new_worker_id() -> str:
+    """host-pid-random: an operator (and a fault test) can tell which process holds a
+    bridge from its row; the random part tells a restarted process from the dead one."""
+    host = socket.gethostname().split(".")[0][:32] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def alive_channel(worker_id: str) -> str:
+    """The bus channel a worker answers on while it lives."""
+    return f"workers.{worker_id}.alive"
+
+
+def workers_alive(bus: Bus, worker_ids: Iterable[str | None]) -> set[str]:
+    """Which of these workers answer now (each asked once, all at once)."""
+    wanted = sorted({w for w in worker_ids if w})
+    found: set[str] = set()
+    lock = threading.Lock()
+
+    def ask(worker_id: str) -> None:
+        try:
+            bus.request(alive_channel(worker_id), {}, ALIVE_TIMEOUT)
+        except BusError:
+            return
+        with lock:
+            found.add(worker_id)
+
+    threads = [threading.Thread(target=ask, args=(w,), daemon=True) for w in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ALIVE_TIMEOUT + 1.0)
+    return found
 
 
 def command_channel(terminal_id: int) -> str:
@@ -52,27 +101,28 @@ def events_channel(terminal_id: int) -> str:
     return f"terminals.{terminal_id}.events"
 
 
-def error_reply(code: str, message: str, tries_left: int | None = None) -> dict[str, Any]:
-    """A failed command, as a bus reply."""
-    reply: dict[str, Any] = {"ok": False, "code": code, "message": message}
-    if tries_left is not None:
-        reply["tries_left"] = tries_left
-    return reply
-
-
 class _Waiter:
     __slots__ = ("answer", "done")
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.answer: wire.Result | wire.Error | None = None
+        self.answer: wire.Result | wire.Sip2Result | wire.Error | None = None
 
 
 class BridgeConnection:
     """One authenticated bridge WebSocket held by this worker."""
 
-    def __init__(self, ws: Any, bridge_id: str, terminal_id: int, registry: BridgeRegistry):
+    def __init__(
+        self,
+        ws: Any,
+        bridge_id: str,
+        terminal_id: int,
+        registry: BridgeRegistry,
+        *,
+        kind: str = "",
+    ):
         self.ws = ws
+        self.kind = kind  # the terminal's kind (counter, kiosk...), for the taps metric
         self.id = uuid.uuid4().hex[:12]
         self.bridge_id = bridge_id
         self.terminal_id = terminal_id
@@ -104,7 +154,12 @@ class BridgeConnection:
                 log.info("send to bridge %s failed", self.bridge_id)
                 return False
 
-    def close(self, reason: str = "") -> None:
+    def answers(self, frame: wire.Frame) -> bool:
+        """Whether the frame answers a command of ours now running (not the bridge's own)."""
+        answer = isinstance(frame, wire.Result | wire.Sip2Result | wire.Error)
+        return answer and frame.id in self._pending
+
+    def close(self, reason: str = "", *, code: int = 1000) -> None:
         """Stop serving its channel and close the socket (from any thread)."""
         with self._send_lock:
             if self.closed:
@@ -114,7 +169,7 @@ class BridgeConnection:
             waiter.answer = wire.Error(Code.BRIDGE_OFFLINE.value, "the bridge disconnected")
             waiter.done.set()
         try:
-            self.ws.close(reason=1000, message=reason[:100])
+            self.ws.close(reason=code, message=reason[:100])
         except Exception:
             log.debug("closing a bridge socket failed", exc_info=True)
 
@@ -123,7 +178,7 @@ class BridgeConnection:
     def on_frame(self, frame: wire.Frame) -> None:
         """Handle one frame the bridge sent (results, events, pings)."""
         self.last_seen = time.time()
-        if isinstance(frame, wire.Result | wire.Error):
+        if isinstance(frame, wire.ANSWERS):
             waiter = self._pending.get(frame.id)
             if waiter is not None:
                 waiter.answer = frame
@@ -147,6 +202,7 @@ class BridgeConnection:
             self.readers.pop(frame.reader, None)
             self.publish({"type": "reader_removed", "reader": frame.reader})
         elif isinstance(frame, wire.CardInserted):
+            events.tap(self.kind)
             self.readers[frame.reader] = wire.CardState(frame.atr, frame.epoch)
             self.publish(
                 {
@@ -156,11 +212,15 @@ class BridgeConnection:
                     "epoch": frame.epoch,
                 }
             )
+            for listener in self.registry.card_listeners:
+                listener.on_card(self.terminal_id, frame.reader, frame.epoch)
         elif isinstance(frame, wire.CardRemoved):
             card = self.readers.get(frame.reader)
             if card is not None and card.epoch == frame.epoch:
                 self.readers[frame.reader] = None
             self.publish({"type": "card_removed", "reader": frame.reader, "epoch": frame.epoch})
+            for listener in self.registry.card_listeners:
+                listener.on_removed(self.terminal_id, frame.epoch)
 
     def reader_list(self) -> list[dict[str, Any]]:
         """The readers and cards as JSON."""
@@ -181,80 +241,56 @@ class BridgeConnection:
 
     # -- commands from the bus -------------------------------------------------------
 
-    def call(self, frame: wire.Frame, timeout: float) -> wire.Result | wire.Error:
+    def call(self, frame: wire.Frame, timeout: float) -> wire.Result | wire.Sip2Result | wire.Error:
         """Send a command and wait for its result (TIMEOUT / BRIDGE_OFFLINE as Error)."""
         waiter = _Waiter()
         if frame.id in self._pending:
-            return wire.Error(Code.REFUSED.value, "a command with this id is running")
+            return error_answer(Code.REFUSED.value, "a command with this id is running", frame.id)
         self._pending[frame.id] = waiter
         try:
             if not self.send(frame):
-                return wire.Error(Code.BRIDGE_OFFLINE.value, "the bridge disconnected")
+                return error_answer(Code.BRIDGE_OFFLINE.value, "the bridge disconnected", frame.id)
             if not waiter.done.wait(timeout):
-                return wire.Error(Code.TIMEOUT.value, f"no answer from the bridge in {timeout} s")
+                message = f"no answer from the bridge in {timeout} s"
+                return error_answer(Code.TIMEOUT.value, message, frame.id)
             assert waiter.answer is not None  # noqa: S101 - set before done
             return waiter.answer
         finally:
             self._pending.pop(frame.id, None)
 
+    def status(self) -> StatusReply:
+        """The bridge's readers and cards as this worker knows them."""
+        return StatusReply(
+            bridge_id=self.bridge_id,
+            terminal_id=self.terminal_id,
+            readers=tuple(wire.ReaderState(name, card) for name, card in self.readers.items()),
+            ready=self.snapshot_seen.is_set(),
+            connected_at=self.connected_at,
+            last_seen=self.last_seen,
+        )
+
     def handle_request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Serve one bus request for this bridge (runs on the bus's handler pool)."""
-        op = message.get("op")
-        if op == "status":
-            return {
-                "ok": True,
-                "bridge_id": self.bridge_id,
-                "terminal_id": self.terminal_id,
-                "readers": self.reader_list(),
-                "ready": self.snapshot_seen.is_set(),
-                "connected_at": self.connected_at,
-                "last_seen": self.last_seen,
-            }
         try:
-            frame = command_frame(message)
+            request = request_from_bus(message)
         except wire.ProtocolError as exc:
-            return error_reply(Code.TRANSPORT.value, f"bad command: {exc}")
-        timeout = message.get("timeout", 10.0)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
-            timeout = 10.0
-        answer = self.call(frame, max(0.1, min(float(timeout), MAX_COMMAND_TIMEOUT)))
-        if isinstance(answer, wire.Error):
-            return error_reply(answer.code, answer.message, answer.tries_left)
-        reply: dict[str, Any] = {
-            "ok": True,
-            "responses": wire.responses_to_json(answer.responses),
-            "reader": answer.reader,
-            "epoch": answer.epoch,
-        }
-        if answer.tries_left is not None:
-            reply["tries_left"] = answer.tries_left
-        return reply
+            answer = error_answer(Code.TRANSPORT.value, f"bad command: {exc}")
+            return CommandReply(answer).to_bus()
+        if isinstance(request, StatusRequest):
+            return self.status().to_bus()
+        return CommandReply(self.call(request.frame, request.timeout)).to_bus()
 
 
-def command_frame(message: dict[str, Any]) -> wire.Frame:
-    """The command frame for a bus request (validated like a frame from the wire)."""
-    op = message.get("op")
-    reader, epoch = message.get("reader"), message.get("epoch")
-    body: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": message.get("id") or wire.new_id()}
-    if reader is not None:
-        body["reader"] = reader
-    if epoch is not None:
-        body["epoch"] = epoch
-    if op == "batch":
-        body.update(type="batch", steps=message.get("steps"))
-    elif op == "verify":
-        body.update(
-            type="verify",
-            sealed=message.get("sealed"),
-            confirmed=bool(message.get("confirmed", False)),
-            then=message.get("then", []),
-        )
-    elif op == "type":
-        body = {"v": wire.PROTOCOL_VERSION, "id": body["id"], "type": "type"}
-        body.update({k: message[k] for k in ("text", "suffix", "allowed") if k in message})
-    else:
-        raise wire.RemoteProtocolError(f"unknown op {str(op)[:20]!r}")
-    return wire.decode(json.dumps(body))
+class CardListener(Protocol):
+    """Told on the worker holding a bridge when a card arrives or leaves (must not block)."""
+
+    def on_card(self, terminal_id: int, reader: str, epoch: int) -> None:
+        """A card was inserted."""
+        ...
+
+    def on_removed(self, terminal_id: int, epoch: int) -> None:
+        """The card of `epoch` left its reader."""
+        ...
 
 
 class BridgeRegistry:
@@ -282,7 +318,7 @@ class BridgeRegistry:
         self.bus = bus
         self.ping_interval = ping_interval
         self.flush_interval = flush_interval
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.worker_id = worker_id or new_worker_id()
         self._lock = threading.Lock()
         self._serve_lock = threading.Lock()
         self._by_bridge: dict[str, BridgeConnection] = {}
@@ -296,10 +332,13 @@ class BridgeRegistry:
         self._disconnected: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Told of every card event of this worker's bridges (counter push, card cache).
+        self.card_listeners: list[CardListener] = []
         self._control = bus.subscribe(CONTROL_CHANNEL, self._on_control)
-        self._flusher = threading.Thread(target=self._flush_loop, name="bridge-registry-flush")
-        self._flusher.daemon = True
-        self._flusher.start()
+        self._alive = bus.serve(alive_channel(self.worker_id), lambda message: {"alive": True})
+        # The flusher starts with the first bridge: a worker (or a test app) that never
+        # holds one runs no thread for it.
+        self._flusher: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._by_bridge)
@@ -313,8 +352,18 @@ class BridgeRegistry:
         with self._lock:
             return list(self._by_bridge.values())
 
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is not None or self._stop.is_set():
+                return
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="bridge-registry-flush", daemon=True
+            )
+            self._flusher.start()
+
     def attach(self, conn: BridgeConnection) -> None:
         """Take over a freshly authenticated connection: serve its channel, announce it."""
+        self._start_flusher()
         with self._lock:
             old = [
                 c
@@ -359,7 +408,9 @@ class BridgeRegistry:
     def _route(self, terminal_id: int, message: dict[str, Any]) -> dict[str, Any]:
         conn = self._by_terminal.get(terminal_id)
         if conn is None or conn.closed:
-            return error_reply(Code.BRIDGE_OFFLINE.value, "the bridge is offline")
+            return CommandReply(
+                error_answer(Code.BRIDGE_OFFLINE.value, "the bridge is offline")
+            ).to_bus()
         return conn.handle_request(message)
 
     def _stop_serving(self, terminal_id: int) -> None:
@@ -389,10 +440,15 @@ class BridgeRegistry:
         self._wake.set()
         conn.publish({"type": "bridge_offline"})
 
-    def cut_off(self, bridge_id: str, reason: str = "revoked") -> None:
-        """Close a bridge's connection on every worker (after a revoke)."""
+    def cut_off(
+        self, bridge_id: str, reason: str = "revoked", *, terminal_id: int | None = None
+    ) -> None:
+        """Close a bridge's connection on every worker (after a revoke); with the
+        terminal's id, its tabs hear of the revoke too, though the bridge was offline."""
         self.bus.publish(CONTROL_CHANNEL, {"op": "revoke", "bridge_id": bridge_id})
         self._close_local(bridge_id, reason)
+        if terminal_id is not None:
+            self.bus.publish(events_channel(terminal_id), {"type": "bridge_revoked"})
 
     def _close_local(self, bridge_id: str, reason: str) -> None:
         conn = self._by_bridge.get(bridge_id)
@@ -478,8 +534,9 @@ class BridgeRegistry:
         self._stop.set()
         self._wake.set()
         self._control.unsubscribe()
+        self._alive.unsubscribe()
         for conn in self.connections():
-            conn.close("platform shutting down")
+            conn.close("platform shutting down", code=1001)  # going away: come back
         with self._serve_lock:
             served, self._served = list(self._served.values()), {}
         for subscription in served:

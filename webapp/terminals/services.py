@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,8 +35,9 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge import seal
-from bridge.wire import auth_transcript, unb64u
+from bridge.wire import auth_transcript, check_transcript, unb64u
 
+from ..inputs import NAME_LENGTH, control_character, text_problem
 from ..points.models import Merchant, Municipality
 from .errors import BridgeAuthError, InvalidRequest, PairingError, UnknownBridge, UnknownTerminal
 from .models import BridgeDevice, PairingCode, Terminal, TerminalKind, utcnow
@@ -69,8 +71,8 @@ def create_terminal(
     """Add a terminal for a provider; a shop till names its merchant (never a home one)."""
     if kind not in TerminalKind.STAFFED:
         raise InvalidRequest(f"kind must be one of {', '.join(TerminalKind.STAFFED)}")
-    if not name.strip() or len(name) > 200:
-        raise InvalidRequest("name must be 1-200 characters")
+    if not name.strip() or text_problem(name, max_length=NAME_LENGTH):
+        raise InvalidRequest(f"name must be 1-{NAME_LENGTH} characters, no control characters")
     _check_merchant(s, kind, merchant_id)
     terminal = Terminal(
         provider_id=provider_id, kind=kind, name=name.strip(), merchant_id=merchant_id
@@ -118,9 +120,12 @@ def _choices(s: Session, *where: Any, limit: int) -> list[MerchantChoice]:
     ]
 
 
-def merchant_choices(s: Session, *, limit: int = MERCHANT_CHOICES_MAX) -> list[MerchantChoice]:
-    """Merchants a till may be bound to, by municipality code then merchant code."""
-    return _choices(s, limit=limit)
+def merchant_choices(
+    s: Session, *, within: Any = None, limit: int = MERCHANT_CHOICES_MAX
+) -> list[MerchantChoice]:
+    """Merchants a till may be bound to (those `within` a condition, e.g. an admin's
+    scope), by municipality code then merchant code."""
+    return _choices(s, *(() if within is None else (within,)), limit=limit)
 
 
 def merchants_of(s: Session, terminals: list[Terminal]) -> dict[int, MerchantChoice]:
@@ -220,6 +225,8 @@ def pair(
     now = now or utcnow()
     _check_auth_key(auth_public_key)
     _check_seal_key(seal_public_key)
+    if control_character(name):
+        raise InvalidRequest("name must have no control characters")
     if len(normalize_code(code)) != CODE_LENGTH:
         raise PairingError("this is not a pairing code", code="invalid_code")
     row = s.scalars(select(PairingCode).where(PairingCode.code_hash == hash_code(code))).first()
@@ -297,6 +304,26 @@ def authenticate(
     return device
 
 
+def check_signed(
+    s: Session, bridge_id: str, origin: str, nonce: bytes, signature: bytes
+) -> BridgeDevice:
+    """The bridge asking about itself (`ichimai-bridge status`): its device, revoked or
+    not, if the signature over `wire.check_transcript` holds; else BridgeAuthError.
+
+    The nonce is the bridge's own: no round trip, so a replayed request (through TLS,
+    hard to get) learns again only this bridge's state. It answers nothing else.
+    """
+    device = s.get(BridgeDevice, bridge_id)
+    if device is None:
+        raise BridgeAuthError("authentication failed", code="unauthorized")
+    key = ed25519.Ed25519PublicKey.from_public_bytes(unb64u(device.auth_public_key))
+    try:
+        key.verify(signature, check_transcript(origin, bridge_id, nonce))
+    except InvalidSignature:
+        raise BridgeAuthError("authentication failed", code="unauthorized") from None
+    return device
+
+
 def mark_connected(
     s: Session, bridge_ids: list[str], worker: str, *, now: datetime | None = None
 ) -> set[str]:
@@ -346,17 +373,33 @@ def touch(
     return mark_connected(s, bridge_ids, worker, now=now)
 
 
-def is_online(device: BridgeDevice, now: datetime, window: timedelta) -> bool:
-    """Connected to some worker, and seen within `window` (a crashed worker goes stale)."""
+def is_online(
+    device: BridgeDevice,
+    now: datetime,
+    window: timedelta,
+    alive: Container[str] | None = None,
+) -> bool:
+    """Connected to a worker that is alive, and seen within `window`.
+
+    `alive` (the workers that answer now, `registry.workers_alive`) is what catches a
+    worker that died: its rows keep saying "connected" until the window passes, but a
+    dead worker answers nothing, on any bus, within a second.
+    """
     return (
         device.revoked_at is None
         and device.connected_worker is not None
+        and (alive is None or device.connected_worker in alive)
         and device.last_seen_at is not None
         and now - device.last_seen_at <= window
     )
 
 
-def bridge_view(device: BridgeDevice, now: datetime, window: timedelta) -> dict[str, object]:
+def bridge_view(
+    device: BridgeDevice,
+    now: datetime,
+    window: timedelta,
+    alive: Container[str] | None = None,
+) -> dict[str, object]:
     """A bridge as the admin API shows it."""
     return {
         "id": device.id,
@@ -365,7 +408,7 @@ def bridge_view(device: BridgeDevice, now: datetime, window: timedelta) -> dict[
         "paired_at": device.paired_at.isoformat(),
         "revoked_at": device.revoked_at.isoformat() if device.revoked_at else None,
         "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
-        "online": is_online(device, now, window),
+        "online": is_online(device, now, window, alive),
         "seal_public_key": device.seal_public_key,
     }
 
@@ -438,14 +481,29 @@ def owner_key_matches(terminal: Terminal, owner_key: object) -> bool:
     return hmac.compare_digest(_owner_hash(owner_key), terminal.owner_key_hash)
 
 
-def home_paired(s: Session, terminal_id: int) -> bool:
-    """Whether the home terminal has an active bridge (one indexed lookup)."""
+def has_active_bridge(s: Session, terminal_id: int) -> bool:
+    """Whether the terminal has a paired, unrevoked bridge (one indexed lookup)."""
     found = s.scalars(
         select(BridgeDevice.id)
         .where(BridgeDevice.terminal_id == terminal_id, BridgeDevice.revoked_at.is_(None))
         .limit(1)
     ).first()
     return found is not None
+
+
+def had_revoked_bridge(s: Session, terminal_id: int) -> bool:
+    """Whether a bridge of the terminal was revoked (one indexed lookup)."""
+    found = s.scalars(
+        select(BridgeDevice.id)
+        .where(BridgeDevice.terminal_id == terminal_id, BridgeDevice.revoked_at.is_not(None))
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def home_paired(s: Session, terminal_id: int) -> bool:
+    """Whether the home terminal has an active bridge (one indexed lookup)."""
+    return has_active_bridge(s, terminal_id)
 
 
 def home_expired(

@@ -11,6 +11,7 @@ factory for gunicorn (the `bridges_connected` bench).
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import threading
 import time
@@ -21,17 +22,18 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
 from bridge.client import BridgeClient
-from bridge.errors import TransportError
+from bridge.errors import Code, TransportError
 from bridge.keyboard import KeyboardOutput
 from bridge.pairing import BridgeIdentity, pair
 from bridge.readers import ReaderWatcher
 from bridge.session import BridgeSession
 
 from .. import create_app, db
-from ..bus import Bus, get_bus, make_bus
-from ..devserver import local_server
+from ..bus import Bus, get_bus
+from ..devserver import local_server, serve_app
 from ..providers.models import Provider
-from . import init_app as terminals_init_app
+from ..scaled import ScaledPlatform, free_port, scaled_settings, scratch_database
+from .messages import StatusReply
 from .remote import RemoteTransport
 
 ADMIN_TOKEN = "test-admin-token"  # noqa: S105 - loopback test platform only
@@ -60,22 +62,23 @@ def build_app(
         "BRIDGE_PING_INTERVAL": ping_interval,
         "BRIDGE_FLUSH_INTERVAL": flush_interval,
         "WTF_CSRF_ENABLED": False,
+        **({"BUS_PREFIX": bus_prefix} if bus_prefix is not None else {}),
         **(extra or {}),
     }
     app = create_app(config)
-    if bus_prefix is not None:
-        old = app.extensions.pop("bus", None)
-        if old is not None:
-            old.close()
-        app.extensions["bus"] = make_bus(bus_url, prefix=bus_prefix)
-    if "terminals_api" not in app.blueprints:  # until create_app calls it itself
-        terminals_init_app(app)
+    app.config["ICHIMAI_GIVEN_SETTINGS"] = sorted(config)
     db.create_all(app)
     return app
 
 
 class LivePlatform:
-    """The platform served on 127.0.0.1:<free port> in this process."""
+    """The platform served on 127.0.0.1:<free port>: in this process (werkzeug, SQLite and
+    the in-process bus: the embedded default), or, with `deployment="scaled"`, by gunicorn
+    with four gevent workers on a fresh PostgreSQL database and Redis (webapp/scaled.py).
+
+    Either way `app` is an app of the same settings in this process, for the test's own
+    reads and writes (the database, the bus); in the scaled deployment it serves nothing.
+    """
 
     def __init__(
         self,
@@ -86,36 +89,67 @@ class LivePlatform:
         ping_interval: float = 2.0,
         flush_interval: float = 1.0,
         extra: dict[str, Any] | None = None,
+        deployment: str = "embedded",
     ) -> None:
+        self.deployment = deployment
+        self.scaled: ScaledPlatform | None = None
+        self._database: Any = None
+        self.server: BaseWSGIServer | None = None
+        if deployment == "scaled":
+            self._database = scratch_database()
+            database_url = self._database.__enter__()
+            settings = scaled_settings(database_url)
+            bus_url, self.port = settings.pop("BUS_URL"), free_port()
+            extra = {**settings, **(extra or {})}
+        else:
+            self.server = local_server(None)
+            self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.app = build_app(
             database_url or f"sqlite:///{tmp / 'platform.db'}",
             bus_url=bus_url,
+            origin=self.url,
             ping_interval=ping_interval,
             flush_interval=flush_interval,
             extra=extra,
         )
-        self.server: BaseWSGIServer = local_server(self.app)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app.config["PLATFORM_ORIGIN"] = self.url
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        if self.server is not None:
+            serve_app(self.server, self.app)
+            self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        else:
+            settings = {k: v for k, v in self.app.config.items() if k in self._settings_keys()}
+            self.scaled = ScaledPlatform(settings, port=self.port, log=tmp / "gunicorn.log")
         self._provider_id: int | None = None
 
+    def _settings_keys(self) -> set[str]:
+        """The settings a test gave (what the workers must be built with too)."""
+        return set(self.app.config["ICHIMAI_GIVEN_SETTINGS"])
+
     def __enter__(self) -> LivePlatform:
-        self._thread.start()
+        if self.scaled is not None:
+            self.scaled.start()
+        else:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
-        """Close bridge connections, stop serving, close the bus."""
+        """Close bridge connections, stop serving, close the bus (drop a scratch database)."""
         from . import get_registry
 
         get_registry(self.app).close()
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.scaled is not None:
+            self.scaled.stop()
         get_bus(self.app).close()
+        if self._database is not None:
+            self.app.extensions["db_engine"].dispose()
+            self._database.__exit__(None, None, None)
+            self._database = None
 
     @property
     def bus(self) -> Bus:
@@ -165,18 +199,33 @@ class LivePlatform:
         terminal_id = terminal_id if terminal_id is not None else self.terminal()
         return pair(self.url, self.pairing_code(terminal_id), home)
 
-    def wait_ready(self, terminal_id: int, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_ready(self, terminal_id: int, timeout: float = 10.0) -> StatusReply:
         """Wait until the terminal's bridge is connected and its snapshot is in; its status."""
         deadline = time.monotonic() + timeout
+        seen: collections.Counter[str] = collections.Counter()  # what each try answered
         while True:
             try:
                 status = self.remote(terminal_id).status()
-                if status.get("ready"):
+                if status.ready:
                     return status
-            except TransportError:
-                pass
+                seen[f"not ready: {status!r}"[:160]] += 1
+            except TransportError as exc:
+                seen[repr(exc)] += 1
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the bridge of terminal {terminal_id} is not ready")
+                raise TimeoutError(f"the bridge of terminal {terminal_id} is not ready: {seen}")
+            time.sleep(0.02)
+
+    def wait_gone(self, terminal_id: int, timeout: float = 10.0) -> None:
+        """Wait until the platform sees no bridge for the terminal (BRIDGE_OFFLINE)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.remote(terminal_id).status()
+            except TransportError as exc:
+                if exc.code is Code.BRIDGE_OFFLINE:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bridge of terminal {terminal_id} is still connected")
             time.sleep(0.02)
 
     def remote(self, terminal_id: int, **options: Any) -> RemoteTransport:
@@ -221,6 +270,7 @@ class BridgeThread:
         self.client.stop()
         self._thread.join(timeout=5)
         self.watcher.stop()
+        self.session.close()
 
     def join(self, timeout: float) -> bool:
         """Wait for the client to end (revoked); True if it did."""

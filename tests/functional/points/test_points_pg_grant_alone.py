@@ -33,6 +33,7 @@ from sqlalchemy import Engine, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import terminate
+from webapp import db
 from webapp.db import make_engine
 from webapp.identity.models import MyKeyID
 from webapp.points import grant_pg, ledger, programs
@@ -40,7 +41,7 @@ from webapp.points.demo import City, build_city
 from webapp.points.directory import AnyMyKeyId, IdentityDirectory, KnownMyKeyIds
 from webapp.points.errors import Code, Conflict, NotFound, PointsError, Refused
 from webapp.points.grant_pg import OneGrant
-from webapp.points.ledger import pg
+from webapp.points.ledger import lane, pg
 from webapp.points.models import Account, AccountKind, ProgramCategory, table
 from webapp.points.validation import payload_hash
 
@@ -253,6 +254,20 @@ def test_a_first_grant_opens_the_account_on_the_general_path_then_the_next_is_on
     assert balance(pg_engine, vol.account_id) == 100_000 - 1000
 
 
+def test_a_program_within_its_dates_is_one_statement(
+    pg_sessions: sessionmaker[Session], spy: Spy
+) -> None:
+    with pg_sessions() as s:
+        city = build_city(s, now=T0)
+        vol = city.volunteering
+        vol.starts_at, vol.ends_at = T0, T0 + timedelta(seconds=1)  # start inclusive
+        s.commit()
+        open_accounts(s, city.muni.id, ["ALICE234"])
+        spy.clear()
+        grant(s, vol.id, "ALICE234", "d1")
+    assert spy.paths() == ["one"]
+
+
 # --- 2. refusals: the statement writes nothing, the general path gives the reason ----
 
 
@@ -262,6 +277,18 @@ def _unknown_program(s: Session, city: City) -> dict[str, Any]:
 
 def _inactive(s: Session, city: City) -> dict[str, Any]:
     city.volunteering.active = False
+    s.commit()
+    return {}
+
+
+def _not_started(s: Session, city: City) -> dict[str, Any]:
+    city.volunteering.starts_at = T0 + timedelta(seconds=1)
+    s.commit()
+    return {}
+
+
+def _ended(s: Session, city: City) -> dict[str, Any]:
+    city.volunteering.ends_at = T0  # the end is exclusive: T0 is past it
     s.commit()
     return {}
 
@@ -286,6 +313,8 @@ def _unknown_citizen(s: Session, city: City) -> dict[str, Any]:
     [
         pytest.param(_unknown_program, NotFound, Code.UNKNOWN_PROGRAM, id="unknown-program"),
         pytest.param(_inactive, Refused, Code.INACTIVE, id="inactive"),
+        pytest.param(_not_started, Refused, Code.NOT_RUNNING, id="not-started"),
+        pytest.param(_ended, Refused, Code.NOT_RUNNING, id="ended"),
         pytest.param(_partner_bonus, Refused, Code.NOT_ACCEPTED, id="partner-bonus"),
         pytest.param(_other_municipality, NotFound, Code.UNKNOWN_PROGRAM, id="other-city"),
         pytest.param(_unknown_citizen, NotFound, Code.UNKNOWN_CITIZEN, id="unknown-citizen"),
@@ -540,23 +569,33 @@ def test_the_production_directory_reads_on_the_statements_connection(
 # --- 6. the session goes on in ordinary transactions ---------------------------------
 
 
-@pytest.mark.parametrize("path", ["one", "general"])
+@pytest.mark.parametrize("path", ["lane", "pooled", "general"])
 def test_the_session_is_left_out_of_autocommit(
-    pg_engine: Engine, pg_sessions: sessionmaker[Session], spy: Spy, path: str
+    pg_engine: Engine,
+    pg_sessions: sessionmaker[Session],
+    spy: Spy,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
 ) -> None:
+    """The call runs on a lane connection (kept in autocommit, never the session's; with
+    no account yet, "general", it writes nothing there and the general path opens it), or,
+    when the lane has none free ("pooled": SIZE 0 here), on a pooled connection switched
+    into autocommit for the call and back; the session goes on in ordinary transactions."""
+    if path == "pooled":
+        monkeypatch.setattr(lane, "SIZE", 0)
     with pg_sessions() as s:
         city = build_city(s, now=T0)
-        if path == "one":
+        if path != "general":
             open_accounts(s, city.muni.id, ["ALICE234"])  # else the general path opens it
         spy.clear()
         grant(s, city.volunteering.id, "ALICE234", "g1")
-        assert spy.paths() == [path]
+        assert spy.paths() == ["general" if path == "general" else "one"]
         [used] = spy.connections  # the connection grant_alone ran on
-        assert used.autocommit is False
+        assert used.autocommit is (path != "pooled")  # a lane connection stays in it
 
         raw = pg.connection(s.connection())
         assert raw is not None
-        assert raw.dbapi is used  # the pool holds this one connection only
+        assert (raw.dbapi is used) is (path == "pooled")  # the pool's, or the lane's own
         assert raw.dbapi.autocommit is False
         ledger.open_account(s, city.muni.id, AccountKind.CITIZEN, "BOB23456", T0)
         assert raw.dbapi.info.transaction_status is TransactionStatus.INTRANS
@@ -680,3 +719,28 @@ def test_a_race_for_the_last_of_a_budget_grants_exactly_what_it_holds(
     assert sum(balance(pg_engine, accounts[c]) for c in citizens) == 10 * 500
     # The ten were written by the statement; each refusal fell back, then was refused.
     assert sorted(spy.paths()) == ["general"] * 30 + ["one"] * 10
+
+
+def test_a_lane_connection_dropped_while_idle_is_replaced_before_the_call(
+    pg_admin: Engine,
+    pg_engine: Engine,
+    pg_sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    spy: Spy,
+) -> None:
+    """As the pool does (webapp.db.make_engine): a lane connection idle for
+    IDLE_PING_SECONDS is pinged before use; one the server dropped is replaced, and the
+    grant is still one call."""
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    with pg_sessions() as s:
+        city = build_city(s, now=T0)
+        vol = city.volunteering.id
+        accounts = open_accounts(s, city.muni.id, ["ALICE234"])
+        spy.clear()
+        grant(s, vol, "ALICE234", "g1")
+        [first] = spy.connections
+        terminate(pg_admin, first.info.backend_pid)
+        grant(s, vol, "ALICE234", "g2")
+    assert spy.paths() == ["one", "one"]
+    assert spy.connections[1] is not first and first.closed
+    assert balance(pg_engine, accounts["ALICE234"]) == 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -27,9 +28,9 @@ SIGN = "802A008033" + DIGEST_INFO + "00"
 OK = Response(b"", SW.OK)
 
 
-def fw_in(ef: str | None = None, *, applet: bool = True) -> Firewall:
+def fw_in(ef: str | None = None, *, applet: bool = True, last_try: Any = None) -> Firewall:
     """A firewall that saw the card answer 9000 to SELECT AP (and SELECT EF `ef`)."""
-    fw = Firewall()
+    fw = Firewall(last_try)
     if applet:
         fw.observe(parse_command(bytes.fromhex(SEL_AP)), OK)
     if ef is not None:
@@ -272,10 +273,31 @@ def test_refusals_log_reason_and_header_only(caplog: pytest.LogCaptureFixture) -
 TRIES = parse_command(bytes.fromhex("00200080"))
 
 
-def after_tries(sw: int) -> Firewall:
-    fw = fw_in("0018")
+def after_tries(sw: int, last_try: Any = None) -> Firewall:
+    fw = fw_in("0018", last_try=last_try)
     fw.observe(TRIES, Response(b"", sw))
     return fw
+
+
+class Memory:
+    """A stand-in for the re-tap records (bridge.lasttry): armed or not, and what it heard."""
+
+    def __init__(self, armed: bool) -> None:
+        self.is_armed = armed
+        self.heard: list[int | None] = []
+        self.spent = 0
+
+    def seen(self, tries: int | None) -> None:
+        self.heard.append(tries)
+
+    def armed(self) -> bool:
+        return self.is_armed
+
+    def spend(self) -> bool:
+        if not self.is_armed:
+            return False
+        self.is_armed, self.spent = False, self.spent + 1
+        return True
 
 
 @pytest.mark.parametrize(("sw", "tries"), [(0x63C3, 3), (0x63C2, 2), (0x9000, None)])
@@ -294,12 +316,54 @@ def test_locked_card_is_refused_even_when_confirmed(sw: int) -> None:
     assert err.value.code is Code.PIN_LOCKED
 
 
-def test_last_try_needs_confirmation() -> None:
+@pytest.mark.parametrize("confirmed", [False, True])
+@pytest.mark.parametrize("last_try", [None, Memory(armed=False)], ids=["no-memory", "not-armed"])
+def test_last_try_needs_a_retap_whatever_the_page_says(last_try: Any, confirmed: bool) -> None:
     with pytest.raises(PINGuardRefused) as err:
-        after_tries(0x63C1).sealed_verify("1234", 1, confirmed=False)
-    assert err.value.code is Code.PIN_LAST_TRY
-    assert err.value.tries_left == 1
-    assert after_tries(0x63C1).sealed_verify("1234", 1, confirmed=True).data == b"1234"
+        after_tries(0x63C1, last_try).sealed_verify("1234", 1, confirmed=confirmed)
+    assert (err.value.code, err.value.tries_left) == (Code.PIN_RETAP, 1)
+
+
+def test_last_try_after_a_retap_needs_confirmation_then_goes_once() -> None:
+    memory = Memory(armed=True)
+    with pytest.raises(PINGuardRefused) as err:
+        after_tries(0x63C1, memory).sealed_verify("1234", 1, confirmed=False)
+    assert (err.value.code, err.value.tries_left) == (Code.PIN_LAST_TRY, 1)
+    assert memory.spent == 0  # a refusal uses nothing up
+    fw = after_tries(0x63C1, memory)
+    assert fw.sealed_verify("1234", 1, confirmed=True).data == b"1234"
+    assert memory.spent == 1  # used up before the VERIFY leaves
+    fw.observe(TRIES, Response(b"", 0x63C1))
+    with pytest.raises(PINGuardRefused) as again:
+        fw.sealed_verify("1234", 1, confirmed=True)
+    assert again.value.code is Code.PIN_RETAP
+
+
+def test_the_firewall_tells_every_pin_count_the_card_answers() -> None:
+    memory = Memory(armed=False)
+    fw = after_tries(0x63C3, memory)
+    assert fw.tries_seen is not None and fw.tries_seen.tries == 3
+    verify = fw.sealed_verify("1234", 3, confirmed=False)
+    fw.observe(verify, Response(b"", 0x63C2))
+    fw.observe(TRIES, Response(b"", 0x63C2))
+    verify = fw.sealed_verify("1234", 2, confirmed=False)
+    fw.observe(verify, Response(b"", 0x9000))  # verified: the counter is full again
+    fw.observe(TRIES, Response(b"", 0x6984))
+    assert memory.heard == [3, 2, 2, None, 0]
+    fw.reset()  # a reset of the card is not a re-tap: the memory keeps what it heard
+    assert memory.heard == [3, 2, 2, None, 0] and fw.tries_seen is not None
+
+
+@pytest.mark.parametrize(
+    ("state", "apdu"),
+    [("AP", "00200080"), ("000A", "00200080"), ("0018", "00200081"), ("0018", "0020008000")],
+)
+def test_pin_counts_outside_ef_0018_are_not_believed(state: str, apdu: str) -> None:
+    memory = Memory(armed=False)
+    fw = build(state)
+    fw.last_try = memory
+    fw.observe(parse_command(bytes.fromhex(apdu)), Response(b"", 0x63C1))
+    assert memory.heard == [] and fw.tries_seen is None
 
 
 def test_sealed_verify_needs_a_fresh_tries_read_each_time() -> None:

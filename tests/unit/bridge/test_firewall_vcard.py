@@ -26,6 +26,7 @@ from bridge.jpki import (
     verify_and_sign,
     verify_pin,
 )
+from bridge.lasttry import LastTryRecords
 from bridge.transport import Batch, drive
 from bridge.vcard.card import VirtualCard
 from tests.fixtures.cards import (
@@ -218,19 +219,33 @@ def guarded(make_card_file: MakeCardFile, tmp_path: Path, **kw: object) -> Firew
     return FirewalledReader(make_card_file(tmp_path / "c.json", **kw).load())  # type: ignore[arg-type]
 
 
-def test_last_try_without_confirmation_is_refused(
-    make_card_file: MakeCardFile, tmp_path: Path
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_last_try_on_a_card_never_taken_off_is_refused(
+    make_card_file: MakeCardFile, tmp_path: Path, confirmed: bool
 ) -> None:
     r = guarded(make_card_file, tmp_path, auth_tries_left=1)
     with pytest.raises(PINGuardRefused) as err:
-        run_sealed_verify(r.fw, "1234", confirmed=False, send=r.send)
-    assert (err.value.code, err.value.tries_left) == (Code.PIN_LAST_TRY, 1)
+        run_sealed_verify(r.fw, "1234", confirmed=confirmed, send=r.send)
+    assert (err.value.code, err.value.tries_left) == (Code.PIN_RETAP, 1)
     assert r.sent[-1] == bytes.fromhex("00200080")
     assert counters(r.card)[0] == 1
 
 
-def test_last_try_with_confirmation_goes_once(make_card_file: MakeCardFile, tmp_path: Path) -> None:
+def test_last_try_after_a_retap_with_confirmation_goes_once(
+    make_card_file: MakeCardFile, tmp_path: Path
+) -> None:
+    records = LastTryRecords()
+    records.card_inserted("reader", 1)
     r = guarded(make_card_file, tmp_path, auth_tries_left=1)
+    r.fw = Firewall(records.card("reader", 1))
+    with pytest.raises(PINGuardRefused) as first:  # one try left seen now, in epoch 1
+        run_sealed_verify(r.fw, "9999", confirmed=True, send=r.send)
+    assert first.value.code is Code.PIN_RETAP
+    # Off the reader and back: a new card session (power-up), a new epoch and firewall.
+    records.card_removed("reader", 1)
+    r.card.power_on()
+    records.card_inserted("reader", 2)
+    r.fw = Firewall(records.card("reader", 2))
     tries, answer = run_sealed_verify(r.fw, "9999", confirmed=True, send=r.send)
     assert (tries, answer.sw) == (1, 0x63C0)  # the citizen's own last try locked it
     assert counters(r.card)[0] == 0

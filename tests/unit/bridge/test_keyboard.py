@@ -90,3 +90,35 @@ def test_unknown_backend() -> None:
 def test_xdotool_refuses_without_display() -> None:
     with pytest.raises(KeyboardUnavailable):
         XdotoolKeyboard({"PATH": "/usr/bin"}).type_keys("1\n")
+
+
+def test_pynput_on_windows_needs_no_display() -> None:
+    from bridge.keyboard import PynputKeyboard
+
+    assert PynputKeyboard({}, platform="win32").problem() is None
+    assert "DISPLAY" in (PynputKeyboard({}, platform="linux").problem() or "")
+
+
+def test_auto_on_windows_and_macos_tries_only_pynput(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bridge.keyboard as keyboard
+
+    monkeypatch.setattr(keyboard.sys, "platform", "win32")
+    assert keyboard.select_keyboard("auto", {}).name == "pynput"
+    assert keyboard.describe_keyboard("auto", {}) == "pynput"
+
+
+def test_macos_without_accessibility_says_where_to_allow_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from bridge.keyboard import PynputKeyboard
+
+    services = types.ModuleType("HIServices")
+    services.AXIsProcessTrusted = lambda: False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "HIServices", services)
+    why = PynputKeyboard({}, platform="darwin").problem()
+    assert why is not None and "Accessibility" in why
+    services.AXIsProcessTrusted = lambda: True  # type: ignore[attr-defined]
+    assert PynputKeyboard({}, platform="darwin").problem() is None

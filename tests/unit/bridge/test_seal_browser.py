@@ -19,11 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bridge.seal import (
     SealContext,
     SealError,
+    SecretContext,
     b64u_decode,
     b64u_encode,
     generate_device_key,
     open_sealed_pin,
+    open_sealed_secret,
     public_key_b64u,
+    sip2_target,
 )
 
 pytestmark = pytest.mark.e2e
@@ -178,3 +181,74 @@ def test_browser_refuses_a_bad_public_key(page: Any) -> None:
 
     with pytest.raises(Error):
         page.evaluate(SEAL_JS, ["AAAA", "1234", {"bridgeId": "b", "commandId": "c"}])
+
+
+# -- sealed secrets (library passwords) ------------------------------------------------
+
+SECRET_JS = """async ([pub, secret, ctx]) => {
+  const m = await import("/js/seal.js");
+  return await m.sealSecret(pub, secret, ctx);
+}"""
+
+
+def seal_secret_in_browser(
+    page: Any, key: ec.EllipticCurvePrivateKey, secret: str, ctx: SecretContext
+) -> Any:
+    context = {"bridgeId": ctx.bridge_id, "purpose": ctx.purpose, "binding": ctx.binding}
+    return page.evaluate(SECRET_JS, [public_key_b64u(key.public_key()), secret, context])
+
+
+@pytest.mark.parametrize("secret", ["x", "s3cret!", "パスワード", "a" * 63, "p|w d\\"])
+def test_python_opens_a_secret_the_browser_sealed(
+    page: Any, key: ec.EllipticCurvePrivateKey, secret: str
+) -> None:
+    ctx = SecretContext("bridge-7f3a", "sip2-login", sip2_target("ILS.local", 6001, True))
+    envelope = seal_secret_in_browser(page, key, secret, ctx)
+    assert [len(b64u_decode(envelope[k])) for k in ("epk", "salt", "iv", "ct")] == [65, 16, 12, 80]
+    assert open_sealed_secret(key, envelope, ctx) == secret
+    for other in (
+        SecretContext("bridge-7f3a", "sip2-patron", ctx.binding),
+        SecretContext("bridge-7f3a", "sip2-login", sip2_target("ils.local", 6001, False)),
+    ):
+        with pytest.raises(SealError):
+            open_sealed_secret(key, envelope, other)
+    with pytest.raises(SealError):
+        open_sealed_pin(key, envelope, CTX)
+
+
+def test_secret_context_bytes_and_target_match(page: Any) -> None:
+    ctx = SecretContext("図書館-橋", "sip2-patron", "cmd-ü-1")
+    js = page.evaluate(
+        """async ([b, p, c]) => {
+          const m = await import("/js/seal.js");
+          return [Array.from(m.secretContextBytes({bridgeId: b, purpose: p, binding: c})),
+                  m.sip2Target("ILS.Example.JP", 6001, true), m.sip2Target("h", "7", false)];
+        }""",
+        [ctx.bridge_id, ctx.purpose, ctx.binding],
+    )
+    assert bytes(js[0]) == ctx.encode()
+    assert js[1:] == [sip2_target("ILS.Example.JP", 6001, True), sip2_target("h", 7, False)]
+
+
+@pytest.mark.parametrize("secret", ["", "a" * 64, "あ" * 22])
+def test_browser_refuses_a_bad_secret(
+    page: Any, key: ec.EllipticCurvePrivateKey, secret: str
+) -> None:
+    from playwright.sync_api import Error
+
+    with pytest.raises(Error, match="1-63 bytes"):
+        seal_secret_in_browser(page, key, secret, SecretContext("b", "sip2-patron", "c"))
+
+
+def test_browser_refuses_an_unknown_purpose(page: Any, key: ec.EllipticCurvePrivateKey) -> None:
+    from playwright.sync_api import Error
+
+    with pytest.raises(Error, match="unknown purpose"):
+        page.evaluate(
+            SECRET_JS,
+            [
+                public_key_b64u(key.public_key()),
+                "x",
+                {"bridgeId": "b", "purpose": "pin", "binding": "c"},
+            ],
+        )

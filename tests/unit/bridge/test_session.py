@@ -190,7 +190,7 @@ def test_sealed_wrong_pin_is_tried_once(
 
 @pytest.mark.parametrize(
     ("tries", "confirmed", "code"),
-    [(1, False, "pin_last_try"), (0, True, "pin_locked")],
+    [(1, False, "pin_retap"), (1, True, "pin_retap"), (0, True, "pin_locked")],
 )
 def test_pin_guard(
     session: BridgeSession,
@@ -211,11 +211,16 @@ def test_pin_guard(
     assert not [c for c in sim.link.inner.sent if c.ins == 0x20 and c.data]
 
 
-def test_last_try_with_confirmation(
+def test_last_try_after_a_retap_with_confirmation(
     session: BridgeSession, seal_key: Any, make_card_file: Any, tmp_path: Any
 ) -> None:
     card = make_card_file(tmp_path / "c.json", auth_tries_left=1)
-    SimReader(card.path).start(session)
+    sim = SimReader(card.path)
+    sim.start(session)
+    refused = session.handle(sealed_verify(seal_key, "1234", confirmed=True))
+    assert isinstance(refused, wire.Error) and refused.code == "pin_retap"
+    sim.remove()
+    sim.insert()
     result = session.handle(sealed_verify(seal_key, "1234", confirmed=True))
     assert isinstance(result, wire.Result) and result.responses[0].sw == 0x9000
 
@@ -312,7 +317,7 @@ def test_a_refused_pin_command_still_resets_the_card(
     link = HeldLink(VirtualCardTransport(VirtualCard.from_file(card.path)))
     session.add_reader("held reader")
     session.insert_card("held reader", link.inner.atr, link)
-    answer = session.handle(sealed_verify(seal_key, "1234"))  # the last try, unconfirmed
-    assert isinstance(answer, wire.Error) and answer.code == "pin_last_try"
+    answer = session.handle(sealed_verify(seal_key, "1234"))  # the last try, no re-tap
+    assert isinstance(answer, wire.Error) and answer.code == "pin_retap"
     assert link.resets == [1]
     assert [ins for _, ins in link.sent].count(0x20) == 1  # the tries read, no VERIFY

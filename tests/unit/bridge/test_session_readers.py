@@ -85,3 +85,31 @@ def test_a_bad_event_does_not_kill_the_monitor_thread() -> None:
         watcher.start(session)
         cards.notify([FakeCard("Reader A 00 00", ATR)], [])  # logged, not raised
     watcher.stop()
+
+
+def test_an_atr_change_without_the_reader_going_empty_is_no_retap() -> None:
+    """pyscard reports a card whose ATR changed while present (a reset answered with
+    another ATR) as removed and added in one event: a new card session, no re-tap."""
+    cards = FakeMonitor()
+    session = BridgeSession("brg_x", generate_device_key())
+    watcher = PcscReaders()
+    reader = "Reader A 00 00"
+    with (
+        mock.patch("smartcard.ReaderMonitoring.ReaderMonitor", return_value=FakeMonitor()),
+        mock.patch("smartcard.CardMonitoring.CardMonitor", return_value=cards),
+        mock.patch("bridge.transports.pcsc.PcscTransport"),
+    ):
+        watcher.start(session)
+        cards.notify([FakeCard(reader, ATR)], [])
+        first = session.card(reader)
+        assert first is not None
+        session.last_try.seen(reader, first.epoch, 1)  # one try left, seen in this session
+        cards.notify([FakeCard(reader, ATR + b"\x01")], [FakeCard(reader, ATR)])
+        second = session.card(reader)
+        assert second is not None and second.epoch > first.epoch
+        assert not session.last_try.armed(reader, second.epoch)
+        cards.notify([], [FakeCard(reader, ATR + b"\x01")])  # a hand: off the reader...
+        cards.notify([FakeCard(reader, ATR)], [])  # ... and back
+        third = session.card(reader)
+        assert third is not None and session.last_try.armed(reader, third.epoch)
+    watcher.stop()

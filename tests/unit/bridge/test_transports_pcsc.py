@@ -253,3 +253,32 @@ def test_6cxx_is_not_retried_for_case_3(install: Callable[..., FakeScard]) -> No
     with PcscTransport(READER) as transport:
         [response] = transport.transmit([Step(Command(0x00, 0xA4, 0x02, 0x0C, b"\x00\x0a"))])
     assert response.sw == 0x6C04 and len(fake.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("gone_after", "disposition"),
+    [(None, "RESET"), (0.0, "LEAVE"), (0.1, "LEAVE")],
+)
+def test_a_failed_transfer_resets_only_a_card_still_there(
+    install: Callable[..., FakeScard],
+    monkeypatch: pytest.MonkeyPatch,
+    gone_after: float | None,
+    disposition: str,
+) -> None:
+    """A card still on the reader after a failed transfer is reset (whatever the failed
+    command left must not outlive it); one that has gone (at once, or reported by the
+    reader a little later) is left: a reset sent to a vanished vpcd card stalls the reader."""
+    import threading
+
+    monkeypatch.setattr(pcsc, "REMOVAL_NOTICE_S", 0.5)
+    fake = install(lambda apdu: (scard.SCARD_E_NOT_TRANSACTED, b""))
+    transport = PcscTransport(READER)
+    transport.connect()
+    if gone_after == 0.0:
+        fake.cards = set()
+    elif gone_after is not None:
+        threading.Timer(gone_after, lambda: setattr(fake, "cards", set())).start()
+    with pytest.raises(TransportError) as caught:
+        transport.transmit([Step(READ)])
+    assert fake.disposition == getattr(scard, f"SCARD_{disposition}_CARD")
+    assert caught.value.code == (Code.TRANSPORT if gone_after is None else Code.CARD_REMOVED)

@@ -199,3 +199,53 @@ def test_birth_date_parsing(ca_dir: Path, tmp_path: Path) -> None:
     args = ["issue", "--ca", str(ca_dir), "--pin", "1234", "--sign-password", "ABC123"]
     assert main([*args, "--birth-date", date(2001, 2, 3).isoformat(), str(card)]) == 0
     assert CardFile.load(card).data.holder["birth_date"] == "2001-02-03"
+
+
+def _reason(crl_path: Path, serial: int) -> x509.ReasonFlags | None:
+    crl = x509.load_der_x509_crl(crl_path.read_bytes())
+    entry = crl.get_revoked_certificate_by_serial_number(serial)
+    assert entry is not None
+    try:
+        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _auth(card: Path) -> x509.Certificate:
+    return x509.load_der_x509_certificate(CardFile.load(card).data.auth_cert_der)
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [("renew", x509.ReasonFlags.superseded), ("reissue", x509.ReasonFlags.key_compromise)],
+)
+def test_renew_and_reissue_revoke_with_their_reason_and_sign_the_linkage(
+    tmp_path: Path, command: str, reason: x509.ReasonFlags
+) -> None:
+    from webapp.jpki import linkage
+
+    ca = tmp_path / "ca"
+    assert main(["ca", "init", str(ca)]) == 0
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    assert (
+        main(["issue", "--ca", str(ca), "--pin", "4321", "--sign-password", "ABC123", str(old)])
+        == 0
+    )
+    assert main([command, "--ca", str(ca), str(old), str(new)]) == 0
+    before, after = CardFile.load(old).data, CardFile.load(new).data
+    assert after.auth_pin.value == "4321"  # the old card's PIN unless told otherwise
+    assert (after.my_number, after.holder) == (before.my_number, before.holder)
+    assert _auth(new).serial_number != _auth(old).serial_number
+    assert _reason(ca / "auth.crl", _auth(old).serial_number) == reason
+    signer = x509.load_pem_x509_certificate((ca / "linkage_signer.pem").read_bytes())
+    (pair,) = linkage.parse((ca / "linkage.json").read_bytes(), [signer])
+    assert pair.kind == ("renewal" if command == "renew" else "reissue")
+    assert pair.old_issuer == _auth(old).issuer.public_bytes()
+    assert int.from_bytes(pair.new_serial, "big") == _auth(new).serial_number
+    assert pair.new_not_after == _auth(new).not_valid_after_utc
+    # the CA keys are not the linkage signer: a CA certificate does not vouch for it
+    ca_cert = x509.load_pem_x509_certificate((ca / "auth_ca.pem").read_bytes())
+    with pytest.raises(linkage.LinkageError):
+        linkage.parse((ca / "linkage.json").read_bytes(), [ca_cert])
+    # a revoked card has no successor twice
+    assert main([command, "--ca", str(ca), str(old), str(tmp_path / "third.json")]) == 1

@@ -45,8 +45,11 @@ FRAMES: list[wire.Frame] = [
     wire.TypeCommand("12345678", "tab", "0123456789"),
     wire.Result((Response(b"\x30\x82", 0x9000), Response(b"", 0x6B00)), reader="r", epoch=2),
     wire.Result(tries_left=3),
+    wire.Result((Response(b"", 0x63C1),), reader="r", epoch=2, tries_left=1, last_try_armed=False),
+    wire.Result((Response(b"", 0x63C1),), tries_left=1, last_try_armed=True),
     wire.Error("card_removed", "the card was removed", tries_left=None),
     wire.Error("pin_last_try", "confirm", tries_left=1),
+    wire.Error("pin_retap", "take the card off the reader and tap it again", tries_left=1),
     wire.Ping(),
     wire.Pong(id="abc"),
 ]
@@ -121,6 +124,8 @@ def _steps(n: int) -> list[dict[str, Any]]:
         (_frame(type="type", text="1", suffix="escape"), "one of"),
         (_frame(type="result", responses=[{"data": "", "sw": "9000"}]), "status word"),
         (_frame(type="result", tries_left=16), "0-15"),
+        (_frame(type="result", last_try_armed=1), "boolean"),
+        (_frame(type="result", last_try_armed="true"), "boolean"),
         (_frame(type="error", code="Not-A-Code"), "bad error code"),
         (_frame(type="snapshot", readers=[{"name": "a"}, {"name": "a"}]), "duplicate"),
         (_frame(type="snapshot", readers=[{"name": "a", "atr": "3B"}]), "go together"),
@@ -149,6 +154,17 @@ def test_decode_refuses_with_a_remote_protocol_error(text: str, match: str) -> N
 def test_encode_refuses_with_a_local_protocol_error(frame: wire.Frame) -> None:
     with pytest.raises(wire.LocalProtocolError):
         wire.encode(frame)
+
+
+def test_last_try_armed_is_left_out_unless_set() -> None:
+    """An older platform's decoder never meets the field unless one try is left."""
+    assert "last_try_armed" not in json.loads(wire.encode(wire.Result(tries_left=3)))
+    obj = json.loads(wire.encode(wire.Result(tries_left=1, last_try_armed=False)))
+    assert obj["last_try_armed"] is False
+    decoded = wire.decode(
+        json.dumps({"v": 1, "type": "result", "id": "r1", "last_try_armed": None})
+    )
+    assert isinstance(decoded, wire.Result) and decoded.last_try_armed is None
 
 
 def test_verify_command_repr_hides_the_envelope() -> None:
@@ -200,6 +216,8 @@ json_values = (
                 "bridge_id",
                 "terminal_id",
                 "ping_interval",
+                "tries_left",
+                "last_try_armed",
             ]
         ),
         json_values,
@@ -224,5 +242,5 @@ def test_wire_uses_the_standard_library_only() -> None:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             imported.add(node.module.split(".")[0])
         elif isinstance(node, ast.ImportFrom) and node.level == 1:
-            assert node.module in {"apdu", "transport", "errors"}, node.module
+            assert node.module in {"apdu", "transport", "errors", "sip2_wire"}, node.module
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -160,6 +160,25 @@ def _raise_bounded(exc: Exception, acct: Acct | None = None) -> NoReturn:
     raise Refused(Code.INSUFFICIENT_POINTS) from exc
 
 
+def available(session: Session, account_id: int) -> int:
+    """What a bounded account (a program's budget) has left now, without locking it: an
+    estimate to size a payment by, which the CHECK at the UPDATE then holds to (a payment
+    sized on a figure that moved meanwhile is refused as the budget exhausted)."""
+    row = (
+        session.connection()
+        .execute(
+            text("SELECT balance - debits_pending FROM points_accounts WHERE id = :id"),
+            {"id": account_id},
+        )
+        .first()
+    )
+    if row is None:
+        raise InvalidInput(Code.INVALID_INPUT, f"no account {account_id}")
+    finals: dict[Acct, Effect] = session.info.get(_FINALS, {})
+    mine = [e for a, e in finals.items() if a.id == account_id]  # deferred in this session
+    return int(row[0]) + sum(e.balance - e.debits_pending for e in mine)
+
+
 def commit(session: Session) -> None:
     """Commit, sending deferred shared-row updates and the COMMIT in one round trip.
 

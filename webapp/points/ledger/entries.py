@@ -1,9 +1,9 @@
 """What follows from written transfers: holds claimed and opened, lots consumed, created
-and restored, per-citizen caps counted, reversals checked."""
+and restored, per-citizen caps counted (webapp.points.ledger.caps), reversals checked."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, text
@@ -20,11 +20,15 @@ from ..models import (
     TransferStatus,
     table,
 )
-from . import pg
+from . import caps, pg
 from .postings import DuplicateKey, Posting, Written
 
 _LOT_PAGE = 64
-_REVERSES = {TransferKind.REFUND: TransferKind.SPEND, TransferKind.GRANT_REVOKE: TransferKind.GRANT}
+_REVERSES = {
+    TransferKind.REFUND: TransferKind.SPEND,
+    TransferKind.GRANT_REVOKE: TransferKind.GRANT,
+    TransferKind.DONATION_RETURN: TransferKind.DONATION,
+}
 
 # Statements built once: building and cache-keying a construct per call costs more CPU
 # than sending it, and the client's CPU is what bounds throughput.
@@ -167,16 +171,21 @@ def side_effects(
 ) -> None:
     """Holds, lots and caps that follow from one written transfer (`lot_written`: its lot
     was inserted with it)."""
+    if p.pays_from_program:
+        # Counted when held or posted at once, never again when a hold is posted.
+        caps.count(conn, p, w.credit_account_id)
     if p.status is TransferStatus.PENDING:
         if p.hold_until is None:
             raise InvalidInput(Code.INVALID_INPUT, "a pending transfer needs hold_until")
         conn.execute(_INSERT_HOLD, {"transfer_id": w.id, "hold_until": p.hold_until})
         return
-    if p.status is not TransferStatus.POSTED:
+    if p.status is TransferStatus.VOIDED:
+        if p.debit.kind is AccountKind.PROGRAM and p.credit.kind is AccountKind.CITIZEN:
+            caps.release(conn, p, w.credit_account_id, payment=True)  # as if never held
         return
     if p.credit.kind is AccountKind.CITIZEN:
         if p.reversal_of is not None:
-            _restore_lots(conn, p, w)
+            _restore_lots(conn, p, w, now)
         elif not lot_written:
             if p.lot_expires_at is None:
                 raise InvalidInput(Code.INVALID_INPUT, "a credit to a citizen needs an expiry")
@@ -190,34 +199,10 @@ def side_effects(
                     "expires_at": p.lot_expires_at,
                 },
             )
-        if p.cap_points is not None or p.cap_grants is not None:
-            _count_cap(conn, p, w.credit_account_id)
     if p.debit.kind is AccountKind.CITIZEN:
         _consume_lots(conn, p, w, now)
-        if p.kind is TransferKind.GRANT_REVOKE and p.program_id is not None:
-            conn.execute(
-                text(
-                    "UPDATE points_program_citizen_totals SET points = points - :a"
-                    " WHERE program_id = :p AND account_id = :c"
-                ),
-                {"a": p.amount, "p": p.program_id, "c": w.debit_account_id},
-            )
-
-
-def _count_cap(conn: Connection, p: Posting, account_id: int) -> None:
-    row = conn.execute(
-        text(
-            "INSERT INTO points_program_citizen_totals (program_id, account_id, points, grants)"
-            " VALUES (:p, :c, :a, 1) ON CONFLICT (program_id, account_id) DO UPDATE SET"
-            " points = points_program_citizen_totals.points + excluded.points,"
-            " grants = points_program_citizen_totals.grants + 1 RETURNING points, grants"
-        ),
-        {"p": p.program_id, "c": account_id, "a": p.amount},
-    ).one()
-    if (p.cap_points is not None and row.points > p.cap_points) or (
-        p.cap_grants is not None and row.grants > p.cap_grants
-    ):
-        raise Refused(Code.CAP_REACHED)
+        if p.kind is TransferKind.GRANT_REVOKE:
+            caps.release(conn, p, w.debit_account_id, payment=False)
 
 
 def _consume_lots(conn: Connection, p: Posting, w: Written, now: datetime) -> None:
@@ -262,9 +247,15 @@ def _consume_lots(conn: Connection, p: Posting, w: Written, now: datetime) -> No
     _move(conn, w.id, [(lot, -take) for lot, take in taken])
 
 
-def _restore_lots(conn: Connection, p: Posting, w: Written) -> None:
+def _restore_lots(conn: Connection, p: Posting, w: Written, now: datetime) -> None:
     """Give a refund back to the lots the spend took from, latest expiry first (the
-    points keep their original expiry: a refund does not extend their life)."""
+    points keep their original expiry: a refund does not extend their life).
+
+    A reversal that carries `lot_expires_at` (a missed project's return, when the
+    municipality gives returned points a fresh life) gives back into the lots still live
+    only; what came from lots already past their expiry goes into one new lot expiring
+    then (its moves are not restores: the old lots stay as the expiry job left them)."""
+    fresh = p.lot_expires_at
     net = conn.execute(
         text(
             "SELECT m.lot_id, SUM(m.delta) AS net, l.expires_at FROM points_lot_moves m"
@@ -276,14 +267,36 @@ def _restore_lots(conn: Connection, p: Posting, w: Written) -> None:
     ).all()
     left = p.amount
     moves: list[tuple[int, int]] = []
-    for lot_id, consumed, _expires in net:
+    renewed = 0
+    for lot_id, consumed, expires in net:
         give = min(-int(consumed), left)
         if give > 0:
-            moves.append((lot_id, give))
+            if fresh is not None and _utc(expires) <= now:
+                renewed += give
+            else:
+                moves.append((lot_id, give))
             left -= give
     if left:
         raise Refused(Code.REFUND_EXCEEDS_SPENT)
     _move(conn, w.id, moves)
+    if renewed:
+        conn.execute(
+            _INSERT_LOT,
+            {
+                "account_id": w.credit_account_id,
+                "transfer_id": w.id,
+                "amount": renewed,
+                "remaining": renewed,
+                "expires_at": fresh,
+            },
+        )
+
+
+def _utc(value: Any) -> datetime:
+    """A lot's expiry as read by raw SQL: aware on PostgreSQL, naive UTC text on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _move(conn: Connection, transfer_id: int, moves: list[tuple[int, int]]) -> None:

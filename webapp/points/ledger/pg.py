@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import ClientCursor, IsolationLevel
+from psycopg import ClientCursor, IsolationLevel, generators, pq
 from psycopg import Connection as PgConnection
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
@@ -43,29 +44,44 @@ class Raw:
     Errors come out as SQLAlchemy's DBAPIError subclasses (IntegrityError wrapping
     psycopg's UniqueViolation, and so on), so callers catch one family of exceptions on
     either path; a lost connection invalidates the SQLAlchemy connection, as Core does.
+    (webapp.points.ledger.lane.LaneRaw: the same on a lane connection, with no Core
+    connection above it, a kept cursor and prepared calls.)
     """
 
-    __slots__ = ("conn", "dbapi")
+    __slots__ = ("conn", "dbapi", "prepared")
 
-    def __init__(self, conn: Connection, dbapi: PgConnection[Any]) -> None:
+    def __init__(self, conn: Connection | None, dbapi: PgConnection[Any]) -> None:
         self.conn = conn
         self.dbapi = dbapi
+        # Lane connections only: the statements prepared on this connection, by text.
+        self.prepared: dict[str, bytes] | None = None
+
+    def lost(self, exc: Exception) -> None:
+        """The server dropped the connection: as Core does on a disconnect, retire the
+        pool's older connections too (a restarted server dropped them all), then this one."""
+        assert self.conn is not None  # noqa: S101  (LaneRaw overrides)
+        self.conn.engine.pool._invalidate(self.conn.connection, exc)
+        self.conn.invalidate(exc)
+
+    def is_disconnect(self, exc: psycopg.Error) -> bool:
+        """Whether `exc` says the connection is gone (the dialect's own test)."""
+        assert self.conn is not None  # noqa: S101  (LaneRaw overrides)
+        return bool(self.conn.dialect.is_disconnect(exc, self.dbapi, None))
+
+    def wrap(self, sql: str, params: Any, exc: psycopg.Error) -> DBAPIError:
+        """`exc` as Core raises it; a lost connection is invalidated first."""
+        lost = self.is_disconnect(exc)
+        wrapped = DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=lost)
+        if lost:
+            self.lost(exc)
+        return wrapped
 
     @contextmanager
     def _errors(self, sql: str, params: Any) -> Iterator[None]:
         try:
             yield
         except psycopg.Error as exc:
-            lost = self.conn.dialect.is_disconnect(exc, self.dbapi, None)
-            wrapped = DBAPIError.instance(
-                sql, params, exc, psycopg.Error, connection_invalidated=lost
-            )
-            if lost:
-                # As Core does on a disconnect: retire the pool's older connections too
-                # (a restarted server dropped them all), then this one.
-                self.conn.engine.pool._invalidate(self.conn.connection, exc)
-                self.conn.invalidate(exc)
-            raise wrapped from exc
+            raise self.wrap(sql, params, exc) from exc
 
     def one(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row of `sql` (psycopg spelling) as a dict, or None."""
@@ -73,11 +89,54 @@ class Raw:
             cur.execute(sql, params)
             return cur.fetchone()
 
-    def row(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of `sql` (psycopg spelling) as a tuple, or None."""
-        with self._errors(sql, params), self.dbapi.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone()
+    def row(self, sql: str, params: dict[str, Any] | tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The first row of `sql` (psycopg spelling) as a tuple, or None. On a lane
+        connection with positional parameters: a server-side prepared statement (see
+        `_prepared_row`)."""
+        try:
+            if self.prepared is not None and type(params) is tuple:
+                return self._prepared_row(sql, params)
+            with self.dbapi.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchone()
+        except psycopg.Error as exc:
+            raise self.wrap(sql, params, exc) from exc
+
+    def _prepared_row(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Run `sql` as a statement prepared on this connection, at the libpq level.
+
+        psycopg's cursor costs several times the libpq work per call (adapting the
+        parameters through its adapters map, the prepared-statement bookkeeping, result
+        loaders); for a handful of ints, strings and an aware datetime sent as text, with
+        their types left to the server (the function's signature fixes them), the call is
+        a Bind/Execute of the statement's name and the values, one round trip, and the
+        reply's values are read as text. Waiting uses the connection's own strategy (so it
+        cooperates with gevent). Errors come out as psycopg's, from the server's result."""
+        assert self.prepared is not None  # noqa: S101  (lane connections only)
+        conn = self.dbapi
+        pgconn = conn.pgconn
+        name = self.prepared.get(sql)
+        if name is None:
+            name = f"ichimai_{len(self.prepared)}".encode()
+            pgconn.send_prepare(name, _dollars(sql).encode())
+            _check(conn.wait(generators.execute(pgconn))[-1], conn)
+            self.prepared[sql] = name
+        # str and int inline (nearly every value), the rest through _text.
+        values = [
+            v.encode() if type(v) is str else b"%d" % v if type(v) is int else _text(v)
+            for v in params
+        ]
+        pgconn.send_query_prepared(name, values)
+        res = conn.wait(generators.execute(pgconn))[-1]
+        if res.status != _TUPLES_OK:
+            _check(res, conn)
+        if res.ntuples == 0:
+            return None
+        get = res.get_value
+        return tuple(
+            None if (v := get(0, i)) is None else int(v) if res.ftype(i) in _INTS else v.decode()
+            for i in range(res.nfields)
+        )
 
     def run_then_commit(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Run `sql` once per parameter row, then COMMIT, all in one round trip.
@@ -114,6 +173,43 @@ class Raw:
         finally:
             if not self.dbapi.closed:
                 self.dbapi.autocommit = False
+
+
+_INTS = {20, 21, 23}  # int8, int2, int4
+_TUPLES_OK = int(pq.ExecStatus.TUPLES_OK)
+_PLACEHOLDER = re.compile(r"%s")
+
+
+def _dollars(sql: str) -> str:
+    """`sql` with psycopg's positional `%s` spelt `$1, $2, ...` (libpq's)."""
+    count = iter(range(1, 1 + sql.count("%s")))
+    return _PLACEHOLDER.sub(lambda _m: f"${next(count)}", sql)
+
+
+def _text(value: Any) -> bytes | None:
+    """A parameter as PostgreSQL's text input (the server knows its type)."""
+    kind = type(value)
+    if kind is str:
+        return value.encode()  # type: ignore[no-any-return]
+    if kind is int:
+        return b"%d" % value
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, int | str):
+        return str(value).encode()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the points ledger")
+        return value.isoformat().encode()
+    raise TypeError(f"no text form for {type(value).__name__}")
+
+
+def _check(res: Any, conn: PgConnection[Any]) -> None:
+    """Raise psycopg's error for a failed result."""
+    if res.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
 
 
 def connection(conn: Connection) -> Raw | None:

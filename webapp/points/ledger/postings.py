@@ -37,6 +37,27 @@ class Acct:
 
 
 @dataclass(frozen=True, slots=True)
+class Caps:
+    """A program's per-citizen caps (None: no such cap), read with its terms in the
+    transaction that pays; `Caps()` says the program has none."""
+
+    points: int | None = None
+    grants: int | None = None
+
+    @property
+    def any(self) -> bool:
+        """Whether there is a cap to count against."""
+        return self.points is not None or self.grants is not None
+
+    def room(self, points: int, grants: int) -> int | None:
+        """Points a citizen who has `points` from `grants` payments may still get (None:
+        no limit); 0 once the count of payments is reached."""
+        if self.grants is not None and grants >= self.grants:
+            return 0
+        return None if self.points is None else max(0, self.points - points)
+
+
+@dataclass(frozen=True, slots=True)
 class Posting:
     """One transfer to write. `status` PENDING reserves; POSTED/VOIDED with `pending_id`
     resolve a pending transfer; `lot_expires_at` is required when a citizen is credited."""
@@ -53,8 +74,18 @@ class Posting:
     program_id: int | None = None
     hold_until: datetime | None = None
     lot_expires_at: datetime | None = None
-    cap_points: int | None = None  # per-citizen caps of program_id, when it has them
-    cap_grants: int | None = None
+    # The per-citizen caps of `program_id`: required when a program pays a citizen (a
+    # grant, a conversion bonus), so that no path can pay past them by leaving them out.
+    caps: Caps | None = None
+
+    @property
+    def pays_from_program(self) -> bool:
+        """A program paying a citizen, held or posted (not the resolution of a hold)."""
+        return (
+            self.debit.kind is AccountKind.PROGRAM
+            and self.credit.kind is AccountKind.CITIZEN
+            and self.pending_id is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +129,8 @@ def effects_of(postings: Sequence[Posting]) -> dict[Acct, Effect]:
                 acct.kind is not AccountKind.CITIZEN and acct.id is None
             ):
                 raise ValueError(f"citizens go by MyKey ID, other accounts by id: {acct}")
+        if p.pays_from_program and (p.program_id is None or p.caps is None):
+            raise ValueError(f"a payment from a program names it and its caps: {p.key}")
         d = effects.setdefault(p.debit, Effect())
         c = effects.setdefault(p.credit, Effect())
         d.debited = True

@@ -22,6 +22,10 @@ from .entries import (
 )
 from .postings import RANK, Acct, Effect, Posting, Written, effects_of
 
+# session.info key: the kinds of the transfers written in the session's transaction, for
+# the metrics (webapp/ops counts them once the transaction commits; a rollback drops them).
+WRITTEN_KINDS = "ichimai.ledger.written_kinds"
+
 
 def write(
     session: Session,
@@ -34,6 +38,17 @@ def write(
     Raises Refused/InvalidInput/Conflict (roll back), or DuplicateKey when a key is taken.
     `on_written` runs after the transfers exist and before the shared rows are locked.
     """
+    written = _write(session, postings, now, on_written)
+    session.info.setdefault(WRITTEN_KINDS, []).extend(str(w.kind) for w in written)
+    return written
+
+
+def _write(
+    session: Session,
+    postings: Sequence[Posting],
+    now: datetime,
+    on_written: Callable[[list[Written]], None] | None,
+) -> list[Written]:
     if not postings:
         return []
     conn = session.connection()

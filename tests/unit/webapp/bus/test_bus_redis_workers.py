@@ -130,3 +130,32 @@ def test_listener_reconnects_after_the_connection_drops(
         except queue.Empty:
             assert time.monotonic() < deadline, "no delivery after reconnecting"
     assert b.request("s", {}, WAIT) == {"served": True}
+
+
+def stop_serving_locally_only(bus: Bus, channel: str) -> None:
+    """What a worker looks like between dropping a channel and Redis taking its
+    unsubscribe: still subscribed on Redis, no handler any more."""
+    hub = bus._hub  # type: ignore[attr-defined]
+    for token in list(hub._servers.get(channel, {})):
+        hub.remove("srv", channel, token)
+
+
+def test_a_worker_that_stopped_serving_declines_at_once(redis_bus_factory: BusFactory) -> None:
+    """The landed bus dropped such a request silently: the requester waited its whole
+    timeout (a restarted bridge "not ready" for 10 s in the scaled counter test)."""
+    stale, web = redis_bus_factory(), redis_bus_factory()
+    stale.serve("bridge:y", lambda m: {"who": "stale"})
+    stop_serving_locally_only(stale, "bridge:y")
+    started = time.monotonic()
+    with pytest.raises(NoServer):
+        web.request("bridge:y", {}, timeout=5.0)
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_decline_never_hides_another_workers_answer(redis_bus_factory: BusFactory) -> None:
+    stale, holder, web = redis_bus_factory(), redis_bus_factory(), redis_bus_factory()
+    stale.serve("bridge:z", lambda m: {"who": "stale"})
+    stop_serving_locally_only(stale, "bridge:z")
+    holder.serve("bridge:z", lambda m: {"who": "holder", "n": m["n"]})
+    for n in range(20):
+        assert web.request("bridge:z", {"n": n}, WAIT) == {"who": "holder", "n": n}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,16 @@ import pytest
 
 from bridge.vcard.jlis import DemoJLIS
 from tests.fixtures.cardflow import Kiosk
-from tests.unit.webapp.cardflow.test_cardflow_services import card, sealed
-from webapp.cardflow import error_body, services
+from tests.support.flows import sealed_for
+from tests.unit.webapp.cardflow.test_cardflow_flows import card
+from webapp import db
 from webapp.cardflow.errors import CardFlowError, FlowCode, from_verification_error
+from webapp.cardflow.flows import FlowService
+from webapp.cardflow.machine import State
+from webapp.cardflow.purposes import FlowContext
+from webapp.catalogue import error_body
 from webapp.jpki import ChallengeRecord, InMemoryNonceStore, NonceStoreFull, NonceStoreUnavailable
+from webapp.terminals.models import Terminal
 
 
 class FlakyStore:
@@ -43,41 +50,53 @@ def store(kiosk: Kiosk) -> FlakyStore:
     return flaky
 
 
-def test_the_reason_maps_to_a_retryable_flow_code() -> None:
+@pytest.fixture
+def ctx(kiosk: Kiosk) -> Any:
+    app = kiosk.platform.app
+    service: FlowService = app.extensions["cardflow"]
+    with app.app_context(), db.new_session() as s:
+        terminal = s.get(Terminal, kiosk.terminal_id)
+        assert terminal is not None
+        yield lambda: FlowContext(s, terminal, "k", app.config, service.link, time.time())
+
+
+def test_the_reason_maps_to_a_retryable_flow_code(kiosk: Kiosk) -> None:
     error = from_verification_error(NonceStoreUnavailable("down"))
     assert error.code is FlowCode.SERVICE_UNAVAILABLE and not error.final
-    body = error_body(error, "ja")
+    with kiosk.platform.app.test_request_context():
+        body = error_body(error.code.value, "ja")
     assert body["code"] == "service_unavailable" and "しばらく" in str(body["action"])
 
 
 @pytest.mark.parametrize("trouble", ["down", "full"])
 def test_no_pin_prompt_when_no_challenge_can_be_kept(
-    kiosk: Kiosk,
-    store: FlakyStore,
-    demo_jlis: DemoJLIS,
-    tmp_path: Path,
-    db_session: Any,
-    trouble: str,
+    kiosk: Kiosk, store: FlakyStore, demo_jlis: DemoJLIS, tmp_path: Path, ctx: Any, trouble: str
 ) -> None:
     kiosk.insert(card(demo_jlis, tmp_path / "c.json"))
     setattr(store, trouble, True)
+    service: FlowService = kiosk.platform.app.extensions["cardflow"]
     with pytest.raises(CardFlowError) as info:
-        services.begin_pin(
-            kiosk.platform.bus, kiosk.verifier, kiosk.terminal_id, "kiosk", s=db_session
-        )
-    assert info.value.code is FlowCode.SERVICE_UNAVAILABLE
+        service.begin(ctx(), "kiosk", {})
+    assert info.value.code is FlowCode.SERVICE_UNAVAILABLE and not info.value.final
 
 
 def test_store_down_at_the_answer_refuses_and_never_accepts_twice(
-    kiosk: Kiosk, store: FlakyStore, demo_jlis: DemoJLIS, tmp_path: Path, db_session: Any
+    kiosk: Kiosk, store: FlakyStore, demo_jlis: DemoJLIS, tmp_path: Path, ctx: Any
 ) -> None:
     kiosk.insert(card(demo_jlis, tmp_path / "c.json"))
-    bus, verifier, t = kiosk.platform.bus, kiosk.verifier, kiosk.terminal_id
-    prompt = services.begin_pin(bus, verifier, t, "kiosk", s=db_session)
+    service: FlowService = kiosk.platform.app.extensions["cardflow"]
+    reply = service.begin(ctx(), "kiosk", {})
+    pin = reply.to_json()["pin"]
+    nonce = reply.flow.prompt.nonce  # type: ignore[union-attr]
     store.down = True
     with pytest.raises(CardFlowError) as info:
-        services.complete_pin(bus, verifier, t, prompt.state(), sealed(prompt))
+        service.complete(
+            ctx(), sealed=sealed_for(pin), command_id=pin["command_id"], confirm_last_try=False
+        )
     assert info.value.code is FlowCode.SERVICE_UNAVAILABLE
     store.down = False
-    assert store.inner.take(prompt.nonce) is not None  # still there: it was never accepted
-    assert store.inner.take(prompt.nonce) is None
+    assert store.inner.take(nonce) is not None  # still there: it was never accepted
+    assert store.inner.take(nonce) is None
+    # The flow went back to "card read": a new prompt reads the tries afresh.
+    again = service.prompt(ctx())
+    assert again.flow.state is State.PIN_PROMPTED

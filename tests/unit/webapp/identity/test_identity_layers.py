@@ -17,6 +17,8 @@ PLAIN = [
     "staff/models.py",
     "staff/services.py",
     "staff/throttle.py",
+    "terminals/throttle.py",
+    "throttle.py",
 ]
 
 

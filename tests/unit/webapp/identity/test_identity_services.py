@@ -10,7 +10,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from webapp import db
-from webapp.identity import services
+from webapp.identity import counts, services
 from webapp.identity.errors import (
     AlreadyLinked,
     Code,
@@ -23,12 +23,13 @@ from webapp.identity.errors import (
     TermsNotAccepted,
     TermsOutdated,
 )
-from webapp.identity.models import CardBinding, LookupCount, MyKeyID, ServiceLink
+from webapp.identity.models import CardBinding, LookupCount, MyKeyID, ServiceLink, Verification
 from webapp.providers.numbers import Reason
 
 NOT_AFTER = datetime(2031, 3, 31, tzinfo=UTC)
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
+KEY_C = bytes(range(2, 34))
 
 
 def count(s: Session, model: Any) -> int:
@@ -118,13 +119,14 @@ def test_link_list_unlink(s: Session, make_provider: Any) -> None:
     mykey, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
     p1, p2 = make_provider(), make_provider()
     services.link(s, mykey.id, p1, "１２３４５", 1)  # full-width digits normalized
-    services.link(s, mykey.id, p2, "12345", 1, verified_by_staff=True)
+    services.link(s, mykey.id, p2, "12345", 1, Verification.STAFF)
     listed = services.links(s, mykey.id)
     assert [(row.customer_number, p.id) for row, p in listed] == [
         ("12345", p1.id),
         ("12345", p2.id),
     ]
-    assert listed[1][0].verified_by_staff
+    assert not listed[0][0].verified and listed[1][0].verification == "staff"
+    assert listed[1][0].verified_at is not None
     services.unlink(s, mykey.id, p1.id)
     assert [p.id for _, p in services.links(s, mykey.id)] == [p2.id]
     with pytest.raises(NoLink):
@@ -140,15 +142,73 @@ def test_one_link_per_provider(s: Session, make_provider: Any) -> None:
     assert count(s, ServiceLink) == 1
 
 
-def test_number_belongs_to_one_mykey_id(s: Session, make_provider: Any) -> None:
+def test_a_verified_number_belongs_to_one_mykey_id(s: Session, make_provider: Any) -> None:
     a, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
     b, _ = services.open_or_create(s, KEY_B, NOT_AFTER)
     p1, p2 = make_provider(), make_provider()
-    services.link(s, a.id, p1, "12345", 1)
-    with pytest.raises(NumberTaken) as info:
-        services.link(s, b.id, p1, "12345", 1)
-    assert info.value.message("ja").startswith("この番号") and "another" in info.value.message("en")
-    services.link(s, b.id, p2, "12345", 1)  # the same digits at another provider are fine
+    services.link(s, a.id, p1, "12345", 1, Verification.LIBRARY)
+    for verification in Verification.VERIFIED:
+        with pytest.raises(NumberTaken) as info:
+            services.link(s, b.id, p1, "12345", 1, verification)
+        assert info.value.code == "number_taken"  # worded by webapp.catalogue
+    services.link(s, b.id, p2, "12345", 1, Verification.STAFF)  # another provider: fine
+    assert count(s, ServiceLink) == 2
+
+
+def test_a_claim_never_tells_whether_the_number_is_someone_elses(
+    s: Session, make_provider: Any
+) -> None:
+    """An unverified claim is accepted alike whether the number is free, claimed or held:
+    `number_taken` no longer tells a stranger whether a number is linked."""
+    owner, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
+    squatter, _ = services.open_or_create(s, KEY_B, NOT_AFTER)
+    third, _ = services.open_or_create(s, KEY_C, NOT_AFTER)
+    provider = make_provider()
+    free = services.link(s, squatter.id, provider, "12345", 1)
+    assert free.verification == Verification.UNVERIFIED and not free.verified
+    services.link(s, third.id, provider, "12345", 1)  # claimed: accepted alike
+    services.link(s, owner.id, make_provider(), "12345", 1, Verification.LIBRARY)
+    assert count(s, ServiceLink) == 3
+
+
+def test_the_owner_verifying_drops_the_squatters_claims(s: Session, make_provider: Any) -> None:
+    owner, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
+    squatter, _ = services.open_or_create(s, KEY_B, NOT_AFTER)
+    provider, other = make_provider(), make_provider()
+    services.link(s, squatter.id, provider, "12345", 1)
+    services.link(s, squatter.id, other, "12345", 1)  # the same digits elsewhere stay
+    row = services.link(s, owner.id, provider, "12345", 1, Verification.LIBRARY)
+    assert row.verification == Verification.LIBRARY
+    assert [p.id for _, p in services.links(s, squatter.id)] == [other.id]
+    with pytest.raises(NoLink):
+        services.lookup(s, KEY_B, provider)
+    assert services.lookup(s, KEY_A, provider).verified
+    # A claim made after the owner verified is accepted (it says nothing) but never
+    # verifies: the number is the owner's.
+    services.link(s, squatter.id, provider, "12345", 1)
+    with pytest.raises(NumberTaken):
+        services.verify(s, squatter.id, provider.id, Verification.STAFF)
+    assert services.lookup(s, KEY_A, provider).verified
+
+
+def test_a_claim_is_verified_in_place(s: Session, make_provider: Any) -> None:
+    mykey, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
+    provider = make_provider()
+    claim = services.link(s, mykey.id, provider, "12345", 1)
+    with pytest.raises(NoLink):  # staff checked the card against another number
+        services.verify(s, mykey.id, provider.id, Verification.STAFF, number="54321")
+    verified = services.verify(s, mykey.id, provider.id, Verification.STAFF, number="12345")
+    assert verified.id == claim.id and verified.verification == Verification.STAFF
+    # Linking the same number verified upgrades the claim too; another number is refused.
+    again = services.link(s, mykey.id, make_provider(), "77777", 1)
+    assert (
+        services.link(
+            s, mykey.id, s.get(type(provider), again.provider_id), "77777", 1, Verification.LIBRARY
+        ).id
+        == again.id
+    )
+    with pytest.raises(AlreadyLinked):
+        services.link(s, mykey.id, provider, "67890", 1, Verification.LIBRARY)
     assert count(s, ServiceLink) == 2
 
 
@@ -207,6 +267,7 @@ def test_lookup_counts_per_provider_per_day_only(s: Session, make_provider: Any)
         assert services.lookup(s, KEY_A, p1, today=day).customer_number == "12345"
     services.lookup(s, KEY_A, p2, today=day)
     services.lookup(s, KEY_A, p1, today=day + timedelta(days=1))
+    counts.flush(s)  # counted in the worker, written by the flush
     rows = s.execute(select(LookupCount.provider_id, LookupCount.day, LookupCount.count)).all()
     assert sorted(rows) == sorted(
         [(p1.id, day, 3), (p2.id, day, 1), (p1.id, day + timedelta(days=1), 1)]
@@ -225,4 +286,5 @@ def test_lookup_errors(s: Session, make_provider: Any) -> None:
     with pytest.raises(NoLink) as info:
         services.lookup(s, KEY_A, provider)
     assert info.value.code is Code.NO_LINK
+    assert counts.flush(s) == 0
     assert count(s, LookupCount) == 0

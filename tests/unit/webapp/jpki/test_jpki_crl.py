@@ -29,6 +29,7 @@ from webapp.jpki import (
     VerificationError,
     load_crl,
 )
+from webapp.jpki.crl import CrlReason
 from webapp.jpki.crl_sources import (
     CrlFetchError,
     FileCrlSource,
@@ -36,6 +37,7 @@ from webapp.jpki.crl_sources import (
     crl_source_from_spec,
     fetch_url,
 )
+from webapp.jpki.errors import CertificateRevoked
 
 
 def refused(harness: JpkiHarness, der: bytes) -> Reason:
@@ -349,6 +351,40 @@ def test_entries_with_extensions_read_like_cryptography_reads_them(demo_jlis: De
     assert crl.serials.keys() == {r.serial_number for r in x509.load_der_x509_crl(der)}
     assert crl.serials.keys() == {1, 2**64 + 7, 300, 2**150}
     assert 300 in crl and 301 not in crl
+    # Each entry's CRLReason, as cryptography reads it (None where the entry has none).
+    assert crl.serials == {1: None, 2**64 + 7: 1, 300: 6, 2**150: None}
+    assert crl.reason(2**64 + 7) == CrlReason.KEY_COMPROMISE and crl.reason(301) is None
+
+
+def test_a_superseded_certificate_is_accepted_only_when_asked(own: JpkiHarness) -> None:
+    """The two-card renewal step's old card: superseded yes, a lost card never."""
+    renewed, lost, plain, kept = (own.jlis.issue() for _ in range(4))
+    own.jlis.revoke(renewed.auth_cert_der, reason=CrlReason.SUPERSEDED, publish=False)
+    own.jlis.revoke(lost.auth_cert_der, reason=CrlReason.KEY_COMPROMISE, publish=False)
+    own.jlis.revoke(plain.auth_cert_der, publish=False)
+    own.publish_crl()
+    for card in (renewed, lost, plain):
+        assert refused(own, card.auth_cert_der) is Reason.REVOKED  # every ordinary check
+    accepted = own.verifier.identify_superseded(renewed.auth_cert_der)
+    assert accepted.superseded and not accepted.signed
+    assert not own.verifier.identify_superseded(kept.auth_cert_der).superseded
+    for card, crl_reason in ((lost, CrlReason.KEY_COMPROMISE), (plain, None)):
+        with pytest.raises(CertificateRevoked) as info:
+            own.verifier.identify_superseded(card.auth_cert_der)
+        assert info.value.crl_reason == crl_reason
+    challenge = own.challenge()
+    signed = own.verifier.verify_authentication(
+        renewed.auth_cert_der,
+        own.sign(renewed, challenge),
+        challenge.nonce,
+        allow_superseded=True,
+    )
+    assert signed.superseded and signed.signed
+    challenge = own.challenge()
+    with pytest.raises(CertificateRevoked):
+        own.verifier.verify_authentication(
+            renewed.auth_cert_der, own.sign(renewed, challenge), challenge.nonce
+        )
 
 
 @pytest.mark.parametrize(

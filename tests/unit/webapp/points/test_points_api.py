@@ -192,3 +192,46 @@ def test_other_partners_references_are_not_visible(
     assert response.status_code == 403 and response.json is not None
     assert response.json["error"]["code"] == "not_accepted"
     assert client.delete(URL, headers=auth(key)).status_code == 405
+
+
+def test_a_capped_bonus_says_what_was_paid_and_what_was_asked(
+    client: FlaskClient, world: City, s: Session
+) -> None:
+    """The bonus program caps a citizen at 50 points: the conversion still goes through,
+    and the answer says the bonus paid next to the bonus the terms give; retries and
+    look-ups say the same."""
+    from datetime import UTC, datetime
+
+    from webapp.points import admin, programs
+    from webapp.points.models import ProgramCategory
+
+    t0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
+    capped = programs.create_program(
+        s, world.muni.id, "CAPPED", "上乗せ(上限50)", ProgramCategory.PARTNER_BONUS,
+        points_per_grant=1, expiry_days=365, budget=100_000, cap_points_per_citizen=50, now=t0,
+    )  # fmt: skip
+    admin.set_terms(
+        s, world.muni.id, world.partner.id, bonus_bp=1000, min_unit=100, hold_days=14,
+        bonus_program_id=capped.id, now=t0,
+    )  # fmt: skip
+    answers = []
+    for ref in ("REF-1", "REF-2"):
+        response = client.post(URL, json=body(reference=ref), headers=auth(world.api_key))
+        assert response.status_code == 201 and response.json is not None
+        answers.append(response.json["conversion"])
+    picked = [
+        {k: a[k] for k in ("base_points", "bonus_points", "bonus_asked", "points", "status")}
+        for a in answers
+    ]
+    assert picked == [
+        {"base_points": 1000, "bonus_points": 50, "bonus_asked": 100, "points": 1050,
+         "status": "pending"},
+        {"base_points": 1000, "bonus_points": 0, "bonus_asked": 100, "points": 1000,
+         "status": "pending"},
+    ]  # fmt: skip
+    again = client.post(URL, json=body(reference="REF-1"), headers=auth(world.api_key))
+    assert again.status_code == 200 and again.json is not None
+    assert again.json["conversion"] == {**answers[0], "replayed": True}
+    shown = client.get(f"{URL}/REF-2", headers=auth(world.api_key))
+    assert shown.status_code == 200 and shown.json is not None
+    assert shown.json["conversion"] == answers[1]

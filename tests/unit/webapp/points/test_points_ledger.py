@@ -310,3 +310,41 @@ def test_statement_and_balances_for_the_citizen(
         reports.citizen_transfers(s, mine.account_id, before_id=lines[0].transfer_id)[0].points
         == 500
     )
+
+
+def test_statement_names_counterparties_in_one_query_per_kind(
+    s: Session, world: City, directory: KnownMyKeyIds
+) -> None:
+    """Spends at five merchants cost one merchants query, not five (no N+1 at the kiosk)."""
+    from sqlalchemy import event
+
+    from webapp.points import admin
+    from webapp.points.models import MerchantCategory
+
+    grant(s, world, directory, "ALICE234", "g1")
+    shops = [world.museum] + [
+        admin.create_merchant(
+            s, world.muni.id, f"SHOP{n}", f"商店{n}", MerchantCategory.SHOP, now=T0
+        )
+        for n in range(4)
+    ]
+    for n, shop in enumerate(shops):
+        spend.spend(s, shop.id, "ALICE234", 10, key=f"t{n}", now=T0 + timedelta(hours=n + 1))
+    [mine] = reports.citizen_balances(s, "ALICE234", T0)
+    seen: list[str] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    engine = s.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        lines = reports.citizen_transfers(s, mine.account_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [line.counterparty for line in lines] == [
+        "商店3", "商店2", "商店1", "商店0", "市立美術館", "ボランティア",
+    ]  # fmt: skip
+    assert [line.detail for line in lines][:2] == ["shop", "shop"]
+    # The transfers, the merchants, the programs: three queries.
+    assert len([q for q in seen if q.lstrip().upper().startswith("SELECT")]) == 3

@@ -108,21 +108,24 @@ def test_counter_staff_gets_403(client: FlaskClient, s: Session, world: City, ur
 
 
 @pytest.mark.parametrize(
-    ("role", "landing"),
+    ("role", "work"),
     [
-        (Role.POINTS_OFFICER, "/points/municipality"),
-        (Role.MERCHANT_STAFF, "/points/terminal/tills"),
+        (Role.POINTS_OFFICER, ("/points/municipality", "/points/grants")),
+        (Role.MERCHANT_STAFF, ("/points/terminal/tills", "/points/merchant/settlement")),
     ],
 )
-def test_sign_in_lands_on_the_points_page(  # merchant staff: their tills first
-    client: FlaskClient, s: Session, world: City, role: Role, landing: str
+def test_sign_in_lands_on_the_staff_home_with_the_points_pages(
+    client: FlaskClient, s: Session, world: City, role: Role, work: tuple[str, ...]
 ) -> None:
     scope = {"municipality_id": world.muni.id, "merchant_id": world.museum.id}
     key = "municipality_id" if role is Role.POINTS_OFFICER else "merchant_id"
     login(client, s, "someone", role, **{key: scope[key]})
     reply = client.get("/staff/login")
-    assert reply.status_code == 302 and reply.headers["Location"].endswith(landing)
-    assert client.get(landing).status_code == 200
+    assert reply.status_code == 302 and reply.headers["Location"].endswith("/staff/")
+    home = client.get("/staff/").get_data(as_text=True)
+    for page in work:
+        assert f'href="{page}"' in home
+        assert client.get(page).status_code in (200, 302)  # one till: it opens at once
 
 
 def test_signed_out_goes_to_login(client: FlaskClient, world: City) -> None:

@@ -88,3 +88,36 @@ def test_cli_jobs_post_expire_and_check(
     assert result.exit_code == 0 and result.output.startswith("ick_")
     key_id = result.output.split("_")[1]
     assert runner.invoke(args=["points", "revoke-key", key_id]).exit_code == 0
+
+
+def test_settlement_reads_the_period_in_two_queries(
+    s: Session, world: City, directory: KnownMyKeyIds
+) -> None:
+    """A month's settlement is two grouped reads (payments, refunds), not two per day; a
+    payment at 23:59 JST and one at 00:00 JST fall on their own Japanese days."""
+    from sqlalchemy import event
+
+    programs.grant(s, world.volunteering.id, "ALICE234", key="g", directory=directory, now=T0)
+    late = datetime(2025, 4, 10, 14, 59, tzinfo=UTC)  # 23:59 JST on 10 April
+    spend.spend(s, world.museum.id, "ALICE234", 30, key="a", now=late)
+    spend.spend(s, world.museum.id, "ALICE234", 20, key="b", now=late + timedelta(minutes=1))
+    seen: list[str] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    engine = s.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        report = reports.settlement(
+            s, world.museum.id, date(2025, 4, 1), date(2025, 5, 1), now=T0 + timedelta(days=60)
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(report.days) == 30
+    assert [d for d in report.days if d[1]] == [
+        (date(2025, 4, 10), 1, 30, 0, 30),
+        (date(2025, 4, 11), 1, 20, 0, 20),
+    ]
+    grouped = [q for q in seen if "GROUP BY" in q.upper()]
+    assert len(grouped) == 2

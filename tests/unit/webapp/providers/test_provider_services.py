@@ -135,3 +135,64 @@ def test_update_provider_validates_everything_first(s: Session) -> None:
         counter_settings={"mode": "C", "keyboard_suffix": "tab"},
     )
     assert p.number_rule["charset"] == "nw7" and p.counter_settings["keyboard_suffix"] == "tab"
+
+
+def test_a_provider_knows_where_it_is_and_how_it_reads(s: Session) -> None:
+    p = services.create_provider(
+        s,
+        code="JP-1000123",
+        kind=ProviderKind.LIBRARY,
+        name_ja="千代田区立日比谷図書文化館",
+        name_kana="チヨダクリツ ヒビヤトショブンカカン",
+        municipality_code="１３１０１６",
+        municipality_name="千代田区",
+    )
+    assert (p.prefecture_code, p.municipality_code, p.municipality_name) == (
+        "130001",
+        "131016",
+        "千代田区",
+    )
+    assert p.search_name == "ちよだくりつひびやとしょぶんかかん"
+    assert "jp-1000123" in p.search_text and "日比谷" in p.search_text
+    prefectural = services.create_provider(
+        s, code="JP-1000124", kind=ProviderKind.LIBRARY, name_ja="都立図書館",
+        municipality_code="130001",
+    )  # fmt: skip
+    assert prefectural.municipality_name == "東京都"  # a prefecture's own facility
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "ja"),
+    [
+        ({"municipality_code": "131017"}, "municipality_code", "検査数字"),
+        ({"municipality_code": "13101"}, "municipality_code", "6桁"),
+        ({"municipality_code": "991016"}, "municipality_code", "都道府県"),
+        ({"municipality_code": "131016"}, "municipality_name", "市区町村名"),
+        ({"name_kana": "Chiyoda<script>"}, "name_kana", "ひらがな"),
+    ],
+)
+def test_a_wrong_place_or_reading_is_refused_in_japanese_first(
+    s: Session, fields: dict[str, str], field: str, ja: str
+) -> None:
+    with pytest.raises(services.ProviderError) as refused:
+        services.create_provider(
+            s, code="JP-1000125", kind=ProviderKind.LIBRARY, name_ja="図書館", **fields
+        )
+    assert refused.value.field == field and ja in refused.value.message("ja")
+    assert refused.value.message("en")
+
+
+def test_kind_changes_keep_the_code_rule(s: Session) -> None:
+    library = services.create_provider(
+        s, code="JP-1000001", kind=ProviderKind.LIBRARY, name_ja="館"
+    )
+    services.update_provider(s, library, kind=ProviderKind.UNIVERSITY_LIBRARY)
+    assert library.kind == ProviderKind.UNIVERSITY_LIBRARY
+    services.update_provider(s, library, kind=ProviderKind.MUSEUM)  # JP-1000001 is a valid code
+    museum = services.create_provider(s, code="city_museum", kind=ProviderKind.MUSEUM, name_ja="館")
+    with pytest.raises(services.ProviderError):
+        services.update_provider(s, museum, kind=ProviderKind.LIBRARY)  # not an ISIL
+    with pytest.raises(services.ProviderError):
+        services.update_provider(s, museum, kind="transport")
+    services.update_provider(s, museum, place=("011002", "札幌市"), name_kana="サッポロ")
+    assert museum.prefecture_code == "010006" and museum.search_name == "さっぽろ"

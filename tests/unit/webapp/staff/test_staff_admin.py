@@ -92,6 +92,19 @@ def test_platform_admin_creates_and_edits_a_provider(
     s.refresh(provider)
     assert provider.counter_settings["keyboard_suffix"] == "tab"
 
+    # Where it is: a wrong check digit is refused at its field, in Japanese; nothing saved.
+    place = {**base, "kind": "university_library", "name_kana": "ヒガシトショカン"}
+    bad = form_post(client, csrf_token, edit_url, {**place, "municipality_code": "131017"})
+    assert bad.status_code == 200 and "検査数字" in bad.get_data(as_text=True)
+    assert 'aria-invalid="true"' in bad.get_data(as_text=True)
+    s.refresh(provider)
+    assert provider.municipality_code == "" and provider.kind == "library"
+    good = {**place, "municipality_code": "131016", "municipality_name": "千代田区"}
+    assert form_post(client, csrf_token, edit_url, good).status_code == 302
+    s.refresh(provider)
+    assert (provider.prefecture_code, provider.municipality_code) == ("130001", "131016")
+    assert provider.kind == "university_library" and provider.search_name == "ひがしとしょかん"
+
     terms_url = f"/admin/providers/{provider.id}/terms"
     form_post(client, csrf_token, terms_url, {"terms_ja": "第1条", "terms_en": ""})
     s.refresh(provider)
@@ -117,10 +130,26 @@ def test_provider_admin_manages_only_their_provider(
     listing = client.get("/admin/providers/").get_data(as_text=True)
     assert "JP-1000001" in listing and "museum-9" not in listing
     assert client.get(f"/admin/providers/{provider.id}").status_code == 200
-    assert client.get(f"/admin/providers/{other.id}").status_code == 403
-    assert client.get(f"/admin/providers/{other.id}/terms").status_code == 403
+    # Another's provider is out of sight: the same answer as one that does not exist.
+    assert client.get(f"/admin/providers/{other.id}").status_code == 404
+    assert client.get(f"/admin/providers/{other.id}/terms").status_code == 404
     assert client.get("/admin/providers/new").status_code == 403
     assert client.get("/admin/providers/999").status_code == 404
+    # A provider admin edits the reading, not the kind or the place (the platform's call).
+    edit = f"/admin/providers/{provider.id}"
+    token = csrf_token(client.get(edit).get_data(as_text=True))
+    fields = {
+        "name_ja": provider.name_ja, "name_kana": "よみ", "kind": "museum",
+        "municipality_code": "131016", "municipality_name": "千代田区", "min_length": "1",
+        "max_length": "20", "charset": "digits", "check": "none", "mode": "A",
+        "symbology": "nw7", "nw7_start": "A", "nw7_stop": "A", "start": "A", "stop": "A",
+        "barcode_check": "none", "keyboard_suffix": "enter", "csrf_token": token,
+        "check_variant": "", "barcode_check_variant": "",
+    }  # fmt: skip
+    assert client.post(edit, data=fields).status_code == 302
+    s.refresh(provider)
+    assert provider.name_kana == "よみ" and provider.kind == ProviderKind.LIBRARY
+    assert provider.municipality_code == ""
 
     r = form_post(
         client,
@@ -130,7 +159,7 @@ def test_provider_admin_manages_only_their_provider(
             "login": "clerk2",
             "password": "long enough password",
             "role": "counter_staff",
-            "provider_id": str(provider.id),
+            "provider_code": provider.code,
         },
     )
     assert r.status_code == 302
@@ -145,7 +174,7 @@ def test_provider_admin_manages_only_their_provider(
             "login": "clerk3",
             "password": "long enough password",
             "role": "counter_staff",
-            "provider_id": str(other.id),
+            "provider_code": other.code,
         },
     )
     assert r.status_code == 200  # not a valid choice for this admin
@@ -157,7 +186,7 @@ def test_provider_admin_manages_only_their_provider(
             "login": "boss2",
             "password": "long enough password",
             "role": "platform_admin",
-            "provider_id": str(provider.id),
+            "provider_code": provider.code,
         },
     )
     assert r.status_code == 200

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from webapp.staff import services
 from webapp.staff.models import Role
-from webapp.staff.throttle import storage_uri
+from webapp.throttle import storage_uri
 
 PASSWORD = "correct horse battery"
 
@@ -24,10 +24,10 @@ def test_right_password_signs_in(client: FlaskClient, make_staff: Any, sign_in: 
     assert "clerk" in client.get("/staff/").get_data(as_text=True)
 
 
-def test_admin_lands_in_admin(client: FlaskClient, make_staff: Any, sign_in: Any) -> None:
+def test_admin_lands_on_the_staff_home(client: FlaskClient, make_staff: Any, sign_in: Any) -> None:
     make_staff("root", Role.PLATFORM_ADMIN, None)
     r = sign_in(client, "root")
-    assert r.headers["Location"] == "/admin/"
+    assert r.headers["Location"] == "/staff/"  # every role's work, one click away
 
 
 @pytest.mark.parametrize(
@@ -70,14 +70,22 @@ def test_password_is_stored_as_argon2id(make_staff: Any) -> None:
     assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
 
 
-def test_rate_limit_per_login_then_429(client: FlaskClient, make_staff: Any, sign_in: Any) -> None:
+def test_rate_limit_per_login_then_429(
+    app: Flask, client: FlaskClient, make_staff: Any, sign_in: Any
+) -> None:
     make_staff("clerk")
     for _ in range(5):
         assert sign_in(client, "clerk", "wrong password!").status_code == 200
     r = sign_in(client, "clerk", headers={"Accept-Language": "en"})  # right password, too late
     assert r.status_code == 429
-    assert "Too many failed sign-in attempts" in r.get_data(as_text=True)
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
+    assert "Too many failed sign-in attempts. Please try again in 15 minutes." in r.text
     assert client.get("/staff/").status_code == 302
+    japanese = sign_in(client, "clerk")
+    assert japanese.status_code == 429 and "15分後にもう一度" in japanese.text
+    # The person it belongs to, elsewhere, still signs in.
+    elsewhere = sign_in(app.test_client(), "clerk", environ_base={"REMOTE_ADDR": "192.0.2.44"})
+    assert elsewhere.status_code == 302
     # Another login from the same IP is still allowed (the IP limit is higher).
     make_staff("other")
     assert sign_in(client, "other").status_code == 302

@@ -121,8 +121,8 @@ def test_no_staff_member_may_open_a_home_terminal(
     from webapp.cardflow import binding
 
     home = services.create_home_terminal(s).terminal
-    user = SimpleNamespace(role=role, provider_id=None)
+    user = SimpleNamespace(role=role, provider_id=None, merchant_id=None, active=True)
     monkeypatch.setattr(binding, "current_staff", lambda: user)
     assert binding.staff_may_use(home) is False
-    kiosk_like = SimpleNamespace(provider_id=None, kind=TerminalKind.KIOSK)
+    kiosk_like = SimpleNamespace(provider_id=None, kind=TerminalKind.KIOSK, merchant_id=None)
     assert binding.staff_may_use(kiosk_like) is False  # type: ignore[arg-type]

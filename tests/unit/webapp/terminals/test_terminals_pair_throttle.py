@@ -1,4 +1,5 @@
-"""Pairing is throttled: wrong codes per client IP and overall, shared through Redis."""
+"""Pairing is throttled: wrong codes per client address and overall, each attempt taken
+before its code is looked up, shared through Redis."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from tests.fixtures.jlis import FakeClock
 from tests.support.services import REDIS_URL, redis_up
 from webapp import db
 from webapp.providers.models import Provider
-from webapp.staff.throttle import PairingThrottle
 from webapp.terminals import services
+from webapp.terminals.api_views import pairing_throttle
 from webapp.terminals.testing import ADMIN_TOKEN, build_app
-from webapp.views.terminals_api import pairing_throttle
+from webapp.terminals.throttle import PairingThrottle
+from webapp.throttle import AttemptLimiter
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 WRONG = "ABCD-EFGH-JKMN"  # the shape of a code, issued to nobody
@@ -41,7 +43,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def app(tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
     app = build_app(f"sqlite:///{tmp_path / 't.db'}")
     app.extensions["bridge_pair_throttle"] = PairingThrottle(
-        per_ip="3 per 10 minutes", overall="5 per 10 minutes", clock=clock
+        AttemptLimiter(clock=clock), per_ip="3 per 10 minutes", overall="5 per 10 minutes"
     )
     yield app
     app.extensions["bus"].close()
@@ -115,7 +117,7 @@ def test_when_the_window_has_passed_pairing_is_allowed_again(
         clock.advance(1)
     code = new_code(client, terminal_id)
     assert attempt(client, code).status_code == 429
-    clock.advance(600 - 3)
+    clock.advance(600 - 2)
     assert attempt(client, code).status_code == 201  # the oldest failure left the window
 
 
@@ -124,7 +126,7 @@ def test_a_successful_pairing_is_not_a_failure(app: Any, terminal_id: int) -> No
     for _ in range(5):
         assert attempt(client, new_code(client, terminal_id)).status_code == 201
     assert attempt(client, WRONG).status_code == 403  # the budget is untouched
-    assert pairing_throttle(app).retry_after_for("198.51.100.7") == 0
+    assert pairing_throttle(app).retry_after("198.51.100.7") == 0
 
 
 def test_a_malformed_request_is_not_a_guess(app: Any) -> None:
@@ -132,14 +134,14 @@ def test_a_malformed_request_is_not_a_guess(app: Any) -> None:
     for _ in range(5):
         answer = client.post("/api/v1/bridges/pair", json={"code": 5})
         assert answer.status_code == 400
-    assert pairing_throttle(app).retry_after_for("127.0.0.1") == 0
+    assert pairing_throttle(app).retry_after("127.0.0.1") == 0
 
 
 def test_the_global_ceiling_stops_many_addresses(app: Any, terminal_id: int) -> None:
     client = app.test_client()
     for i in range(5):
-        assert attempt(client, WRONG, ip=f"2001:db8::{i}").status_code == 403
-    refused = attempt(client, new_code(client, terminal_id), ip="2001:db8::99")
+        assert attempt(client, WRONG, ip=f"2001:db8:{i}::1").status_code == 403  # 5 networks
+    refused = attempt(client, new_code(client, terminal_id), ip="2001:db8:99::1")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
 
 
@@ -152,24 +154,28 @@ def test_the_app_builds_its_throttle_from_settings(tmp_path: Path) -> None:
         throttle = pairing_throttle(app)
         assert throttle is pairing_throttle(app)
         assert (throttle.per_ip.amount, throttle.overall.amount) == (2, 9)
+        defaults = pairing_throttle(build_app(f"sqlite:///{tmp_path / 'd.db'}"))
+        assert (defaults.per_ip.amount, defaults.overall.amount) == (10, 5000)
     finally:
         app.extensions["bus"].close()
 
 
 @pytest.mark.skipif(not redis_up(), reason=f"Redis not reachable at {REDIS_URL}")
 def test_redis_counts_are_shared_by_workers(clock: FakeClock) -> None:
-    prefix = f"test-pair-{uuid.uuid4().hex}"
+    prefix = f"test-pair-{uuid.uuid4().hex}:"
     worker_a, worker_b = (
-        PairingThrottle(REDIS_URL, per_ip="2 per 10 minutes", clock=clock, key_prefix=prefix)
+        PairingThrottle(
+            AttemptLimiter(REDIS_URL, prefix=prefix, clock=clock), per_ip="2 per 10 minutes"
+        )
         for _ in range(2)
     )
     try:
-        worker_a.failed("198.51.100.7")
-        worker_b.failed("198.51.100.7")
-        assert worker_a.retry_after_for("198.51.100.7") == 600
-        assert worker_b.retry_after_for("198.51.100.7") == 600
-        assert worker_b.retry_after_for("198.51.100.8") == 0
+        assert worker_a.begin("198.51.100.7") == 0
+        assert worker_b.begin("198.51.100.7") == 0
+        assert worker_a.begin("198.51.100.7") == 600
+        assert worker_b.retry_after("198.51.100.7") == 600
+        assert worker_b.retry_after("198.51.100.8") == 0
         clock.advance(601)
-        assert worker_a.retry_after_for("198.51.100.7") == 0
+        assert worker_a.retry_after("198.51.100.7") == 0
     finally:
-        worker_a.storage.reset()  # drops every key under this test's prefix
+        worker_a.limiter.reset()  # drops every key under this test's prefix
