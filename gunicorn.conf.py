@@ -9,7 +9,9 @@ gunicorn refuses to start, with what to set instead.
 Stopping (SIGTERM to the master: a deploy, `systemctl stop`): each worker closes its
 WebSockets at once with 1001 "going away" (webapp/ops/going_away.py), so bridges
 reconnect to a worker that stays and the worker exits in a second or two; the graceful
-timeout below only bounds a card step still running. docs/operations.md.
+timeout below only bounds a card step still running. A worker told to stop while it
+was still booting (respawned just before the deploy) stops too (post_fork).
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -86,9 +88,34 @@ def on_starting(server: Any) -> None:
         stale.unlink()
 
 
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the new worker, before it has signal handlers of its own: keep where a stop
+    signal lands meanwhile. Until the worker's handlers are in, the master's handler
+    (inherited with fork) answers a signal by queueing it on this process's copy of the
+    master's queue, which no one reads: a SIGTERM sent just after a worker was
+    respawned (a deploy right after a worker's restart) was lost, and that worker served
+    on until the master killed it at the graceful timeout."""
+    worker.signals_while_booting = server.SIG_QUEUE
+
+
+def _stopped_while_booting(worker: Any) -> int | None:
+    """The stop signal (TERM, INT, QUIT) that reached the worker before its handlers."""
+    queued = getattr(worker, "signals_while_booting", None)
+    found = None
+    while queued is not None and not queued.empty():
+        sig = queued.get_nowait()
+        if sig in _STOP_SIGNALS:
+            found = sig
+    return found
+
+
 def post_worker_init(worker: Any) -> None:
     """In each worker: on SIGTERM, close every WebSocket with 1001 at once, then let
-    gunicorn's own handler stop the worker as usual."""
+    gunicorn's own handler stop the worker as usual. A stop signal that came while the
+    worker booted (post_fork) is acted on now."""
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: Any) -> None:
@@ -100,6 +127,12 @@ def post_worker_init(worker: Any) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: requests go on
+    early = _stopped_while_booting(worker)
+    if early is not None:
+        worker.log.info(
+            "Worker told to stop while booting (%s): stopping", signal.Signals(early).name
+        )
+        on_sigterm(signal.SIGTERM, None)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
