@@ -13,7 +13,7 @@ What is measured: transfers per second of `programs.grant`, the full service a s
 calls (program read, idempotency key, citizen account update, transfer and lot inserts,
 budget update, commit), each grant in a fresh session as a request would have it; on
 PostgreSQL it takes the path a staff page takes: one call of the points_grant_v1 function
-on a lane connection (webapp.points.grant_pg, webapp.points.ledger.lane). Clients
+on a lane connection (webapp.points.grant_pg, webapp.pglane). Clients
 are separate processes, each with one connection, so the GIL does not cap the client side;
 pgbench runs in the same run on a scratch database with as many clients (-j 2 threads, the
 machine's cores) and scale 32, at least one branch row per client as its manual advises.

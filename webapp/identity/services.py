@@ -10,12 +10,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
+from .. import pglane, pgraw
 from ..providers.models import Provider
 from ..providers.numbers import NumberFormatError, validate
 from . import counts
@@ -359,17 +361,7 @@ def lookup(
     Leaves no trace per person: only the provider's count for the day goes up (in the
     worker, written by `counts.flush` within FLUSH_SECONDS): one read, no write.
     """
-    # One round trip: the binding and, when there is one, its link at this provider.
-    found = s.execute(
-        select(CardBinding.mykey_id, ServiceLink)
-        .outerjoin(
-            ServiceLink,
-            (ServiceLink.mykey_id == CardBinding.mykey_id)
-            & (ServiceLink.provider_id == provider.id),
-        )
-        .where(CardBinding.card_key == card_key_bytes(card_key))
-    ).first()
-    return _looked_up(s, provider, found, today)
+    return _looked_up(s, provider, _binding_link(s, card_key_bytes(card_key), provider.id), today)
 
 
 class UnknownProvider(LookupError):
@@ -384,11 +376,19 @@ def lookup_at(
     before: Callable[[Provider], None] | None = None,
     today: date | None = None,
 ) -> tuple[Provider, LookupResult]:
-    """`lookup` at a provider known by its id: the provider, the card's binding and its
-    link there in one query (a counter tap's only round trip). `before(provider)` may
-    refuse (raise) before anything is answered or counted; UnknownProvider if there is
-    no such provider."""
+    """`lookup` at a provider known by its id, for a counter tap, in one round trip: when
+    the tap's session has read the provider already (the counter's push reads the
+    terminal and its provider), the binding and the link alone, three columns, by a
+    prepared statement on PostgreSQL (`_tap_binding_link`: what is committed, so only for
+    a tap, which writes nothing first); otherwise the provider, the binding and the link
+    in one query. `before(provider)` may refuse (raise) before anything is answered or
+    counted; UnknownProvider if there is no such provider."""
     key = card_key_bytes(card_key)
+    provider = s.identity_map.get(identity_key(Provider, provider_id))
+    if isinstance(provider, Provider):
+        if before is not None:
+            before(provider)
+        return provider, _looked_up(s, provider, _tap_binding_link(s, key, provider_id), today)
     row = s.execute(
         select(Provider, CardBinding.mykey_id, ServiceLink)
         .select_from(Provider)
@@ -405,21 +405,98 @@ def lookup_at(
     provider = row[0]
     if before is not None:
         before(provider)
-    found = None if row[1] is None else (row[1], row[2])
+    found, link = None, row[2]
+    if row[1] is not None and link is None:
+        found = _Found(row[1])
+    elif row[1] is not None:
+        found = _Found(row[1], link.customer_number, link.accepted_terms_version, link.verification)
     return provider, _looked_up(s, provider, found, today)
 
 
-def _looked_up(s: Session, provider: Provider, found: Any, today: date | None) -> LookupResult:
-    """The answer from (binding's MyKey ID, link or None), counted; or the refusal."""
+class _Found(NamedTuple):
+    """The card's binding and, when there is one, its link at the provider."""
+
+    mykey_id: str
+    customer_number: str | None = None
+    accepted_terms_version: int | None = None
+    verification: str | None = None
+
+
+# The card's binding and, when there is one, its link at a provider: one indexed read,
+# plain columns (a counter tap's hot path): on PostgreSQL through the session's psycopg
+# connection (webapp.pgraw), elsewhere through Core; the same statement every time.
+_BINDING_LINK = (
+    select(
+        CardBinding.mykey_id,
+        ServiceLink.customer_number,
+        ServiceLink.accepted_terms_version,
+        ServiceLink.verification,
+    )
+    .outerjoin(
+        ServiceLink,
+        (ServiceLink.mykey_id == CardBinding.mykey_id)
+        & (ServiceLink.provider_id == bindparam("provider_id")),
+    )
+    .where(CardBinding.card_key == bindparam("card_key"))
+)
+_BINDING_LINK_PG = (
+    "SELECT b.mykey_id, l.customer_number, l.accepted_terms_version, l.verification"
+    " FROM card_bindings b LEFT OUTER JOIN service_links l"
+    " ON l.mykey_id = b.mykey_id AND l.provider_id = %s"
+    " WHERE b.card_key = %s"
+)
+
+
+def _binding_link(s: Session, key: bytes, provider_id: int) -> _Found | None:
+    """The binding-and-link row (None: the card has no MyKey ID), read on the session's
+    connection in its transaction (what the session holds unwritten is written first)."""
+    s.flush()
+    conn = s.connection()
+    raw = pgraw.connection(conn)
+    if raw is not None:
+        row = raw.row(_BINDING_LINK_PG, (provider_id, key))
+    else:
+        row = conn.execute(_BINDING_LINK, {"card_key": key, "provider_id": provider_id}).first()
+    return None if row is None else _Found(*row)
+
+
+def _tap_binding_link(s: Session, key: bytes, provider_id: int) -> _Found | None:
+    """`_binding_link` for a tap, which writes nothing before its lookup: on PostgreSQL,
+    as a statement prepared on a lane connection (webapp.pglane: autocommit, so it reads
+    what is committed), one round trip without planning; the session's own connection
+    when no lane connection is free, on SQLite, or when the session holds changes."""
+    bind = s.get_bind(CardBinding)
+    lane = None
+    if isinstance(bind, Engine) and not (s.new or s.dirty or s.deleted):
+        lane = pglane.lane(bind)
+    raw = None if lane is None else lane.get()
+    if lane is None or raw is None:
+        return _binding_link(s, key, provider_id)
+    ok = False
+    try:
+        row = raw.row(_BINDING_LINK_PG, (provider_id, key))
+        ok = True
+    except DBAPIError:
+        ok = True  # the call was its own transaction; a lost connection left the lane
+        raise
+    finally:
+        lane.put(raw, ok)
+    return None if row is None else _Found(*row)
+
+
+def _looked_up(
+    s: Session, provider: Provider, found: _Found | None, today: date | None
+) -> LookupResult:
+    """The answer from the binding-and-link row (None: no binding; its customer number
+    None: no link here), counted; or the refusal."""
     if found is None:
         raise NotRegistered()
-    row = found[1]
-    if row is None:
+    if found.customer_number is None:
         raise NoLink()
     result = LookupResult(
-        customer_number=row.customer_number,
-        terms_outdated=row.accepted_terms_version != provider.terms_version,
-        verification=row.verification,
+        customer_number=found.customer_number,
+        terms_outdated=found.accepted_terms_version != provider.terms_version,
+        verification=str(found.verification),
     )
     counts.add(s, provider.id, today or datetime.now(JST).date())
     return result

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from .ledger.pg import Raw
+    from ..pgraw import Raw
 
 
 class CitizenDirectory(Protocol):
@@ -25,7 +25,7 @@ class CitizenDirectory(Protocol):
         ...
 
     def exists_on(self, raw: Raw, mykey_id: str) -> bool:
-        """`exists`, asked on a psycopg connection (webapp.points.ledger.lane)."""
+        """`exists`, asked on a psycopg connection (webapp.pglane)."""
         ...
 
 

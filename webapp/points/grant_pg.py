@@ -6,7 +6,7 @@ budget with the COMMIT). Each round trip wakes two processes, and on a busy serv
 wake-ups, not the SQL, are most of the cost; on a small machine the Python client's CPU
 per statement is the rest. Here the whole grant is one call of `points_grant_v1`
 (webapp.points.pg_functions), a server-side prepared statement sent with no BEGIN on a
-lane connection in autocommit (webapp.points.ledger.lane), so PostgreSQL runs it as an
+lane connection in autocommit (webapp.pglane), so PostgreSQL runs it as an
 implicit transaction: one round trip, all or nothing, a few dozen bytes each way.
 
 The function writes exactly what the general path writes, in the same lock order: the
@@ -38,10 +38,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from .. import pglane as lanes
+from .. import pgraw as pg
 from . import pg_functions
 from .directory import CitizenDirectory
-from .ledger import lane as lanes
-from .ledger import pg
 from .models import Transfer
 
 log = logging.getLogger(__name__)

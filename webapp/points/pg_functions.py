@@ -6,7 +6,7 @@ function here writes one transfer of one kind exactly as the general path
 (`ledger.write`) writes it: the same rows, column by column, the same row locks in the
 same order (the citizen's row first, a merchant's next, a shared system row last), the
 same checks. It is called as its own implicit transaction (no BEGIN, no COMMIT: psycopg's
-autocommit) with a server-side prepared statement (webapp.points.ledger.lane), so the
+autocommit) with a server-side prepared statement (webapp.pglane), so the
 client sends the statement's name and a few parameters, and reads one row back.
 
 The contract of every function: **a row back means the transfer is written and

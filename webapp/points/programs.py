@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from .. import pgraw as pg
 from . import ledger
 from .admin import system_account
 from .directory import CitizenDirectory
 from .errors import Code, InvalidInput, NotFound, Refused
 from .grant_pg import grant_alone
-from .ledger import Acct, Caps, Posting, Written, pg
+from .ledger import Acct, Caps, Posting, Written
 from .models import (
     MAX_POINTS,
     AccountKind,

@@ -5,7 +5,7 @@ transaction.
 categories, the citizen's row, the merchant's row, the transfer, the live lots, their
 updates and moves, and the COMMIT: eight round trips and as many statements of Python.
 Here it is one call of `points_spend_v1` (webapp.points.pg_functions) on a lane
-connection (webapp.points.ledger.lane), an implicit transaction: the merchant must be
+connection (webapp.pglane), an implicit transaction: the merchant must be
 active and its category accepted, the citizen's row is updated first under the bound
 (balance less holds never below zero), the merchant's next, then the transfer (with both
 running balances) and the lots, soonest expiry first, expired ones skipped, each with its
@@ -37,8 +37,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from .. import pglane as lanes
 from . import pg_functions
-from .ledger import lane as lanes
 from .models import Transfer
 from .retention import window
 

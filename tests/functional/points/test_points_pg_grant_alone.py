@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import terminate
 from webapp import db
+from webapp import pglane as lane
+from webapp import pgraw as pg
 from webapp.db import make_engine
 from webapp.identity.models import MyKeyID
 from webapp.points import grant_pg, ledger, programs
@@ -41,7 +43,6 @@ from webapp.points.demo import City, build_city
 from webapp.points.directory import AnyMyKeyId, IdentityDirectory, KnownMyKeyIds
 from webapp.points.errors import Code, Conflict, NotFound, PointsError, Refused
 from webapp.points.grant_pg import OneGrant
-from webapp.points.ledger import lane, pg
 from webapp.points.models import Account, AccountKind, ProgramCategory, table
 from webapp.points.validation import payload_hash
 

@@ -1,4 +1,4 @@
-"""The ledger's PostgreSQL hot path (webapp.points.ledger.pg) on a real server: statements
+"""The ledger's PostgreSQL hot path (webapp.pgraw) on a real server: statements
 sent straight through the session's psycopg connection still fail as SQLAlchemy's errors,
 refuse what the Core path refuses, write the rows the Core path writes, and leave nothing
 behind when they fail. The ledger invariants are checked after every test (pg_engine)."""
@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import terminate
 from webapp import db
+from webapp import pgraw as pg
 from webapp.points import admin, conversion, ledger, programs
 from webapp.points.demo import build_city
 from webapp.points.directory import AnyMyKeyId
 from webapp.points.errors import Code, Conflict, Refused
-from webapp.points.ledger import DuplicateKey, pg
+from webapp.points.ledger import DuplicateKey
 from webapp.points.models import AccountKind, ProgramCategory
 
 # The module, not the function `write` that webapp.points.ledger exports under its name.

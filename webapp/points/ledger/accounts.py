@@ -11,9 +11,9 @@ from sqlalchemy import Connection, Engine, Executable, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ... import pgraw as pg
 from ..errors import Code, InvalidInput, PointsError, Refused
 from ..models import BOUNDED_KINDS, Account, AccountKind, table
-from . import pg
 from .postings import Acct, Effect
 
 _UPDATE = (

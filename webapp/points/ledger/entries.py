@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, text
 from sqlalchemy.exc import IntegrityError
 
+from ... import pgraw as pg
 from ..errors import Code, Conflict, InvalidInput, Refused
 from ..models import (
     AccountKind,
@@ -20,7 +21,7 @@ from ..models import (
     TransferStatus,
     table,
 )
-from . import caps, pg
+from . import caps
 from .postings import DuplicateKey, Posting, Written
 
 _LOT_PAGE = 64

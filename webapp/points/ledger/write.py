@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ... import pgraw as pg
 from ..models import AccountKind, TransferStatus
-from . import pg
 from .accounts import apply, defer
 from .entries import (
     check_reversal,

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from webapp import db
 from webapp.identity import counts, services
 from webapp.identity.errors import NoLink, NotRegistered
-from webapp.identity.models import LookupCount
+from webapp.identity.models import LookupCount, ServiceLink
+from webapp.providers.models import Provider
 
 NOT_AFTER = datetime(2031, 3, 31, tzinfo=UTC)
 KEY_A = bytes(range(32))
@@ -25,11 +26,18 @@ def rows(s: Session) -> list[tuple[int, date, int]]:
     return sorted(s.execute(select(LookupCount.provider_id, LookupCount.day, LookupCount.count)))
 
 
-def test_lookup_at_is_one_query_and_writes_nothing(s: Session, make_provider: Any) -> None:
+@pytest.mark.parametrize("provider_read", [False, True], ids=["fresh", "provider_read"])
+def test_lookup_at_is_one_query_and_writes_nothing(
+    s: Session, make_provider: Any, provider_read: bool
+) -> None:
+    """One SELECT whether the tap's session has read the provider already (the counter's
+    push: then the binding and link alone) or not (the provider is read with them)."""
     provider = make_provider()
     mykey, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
     services.link(s, mykey.id, provider, "12345", 1)
     s.expunge_all()  # the provider is read again, as a fresh request's session would
+    # (kept referenced, as the push holds it: the identity map holds objects weakly)
+    held = s.get(Provider, provider.id) if provider_read else None
     seen: list[str] = []
 
     me = threading.get_ident()
@@ -45,28 +53,52 @@ def test_lookup_at_is_one_query_and_writes_nothing(s: Session, make_provider: An
     finally:
         event.remove(engine, "before_cursor_execute", listen)
     assert found.id == provider.id and result.customer_number == "12345"
+    assert result.verification == "unverified" and not result.terms_outdated
     assert len(seen) == 1 and seen[0].lstrip().startswith("SELECT"), seen
+    assert ("providers" in seen[0]) is not provider_read
+    assert held is None or found is held
     counts.flush(s)  # (or the background flush did already)
     assert rows(s) == [(provider.id, DAY, 1)] and counts.pending(engine) == 0
 
 
-def test_lookup_at_refuses_as_lookup_does(s: Session, make_provider: Any) -> None:
+@pytest.mark.parametrize("provider_read", [False, True], ids=["fresh", "provider_read"])
+def test_lookup_at_refuses_as_lookup_does(
+    s: Session, make_provider: Any, provider_read: bool
+) -> None:
     provider = make_provider()
+    provider_id = provider.id
+
+    def looked_up(key: bytes, at: int, **kw: Any) -> Any:
+        s.expunge_all()
+        held = s.get(Provider, provider_id) if provider_read else None
+        found = services.lookup_at(s, key, at, **kw)
+        assert held is None or found[0] is held
+        return found
+
     with pytest.raises(NotRegistered):
-        services.lookup_at(s, KEY_A, provider.id)
+        looked_up(KEY_A, provider_id)
     mykey, _ = services.open_or_create(s, KEY_A, NOT_AFTER)
     with pytest.raises(NoLink):
-        services.lookup_at(s, KEY_A, provider.id)
+        looked_up(KEY_A, provider_id)
     with pytest.raises(services.UnknownProvider):
-        services.lookup_at(s, KEY_A, provider.id + 99)
+        looked_up(KEY_A, provider_id + 99)
 
     def refuse(_p: Any) -> None:
         raise PermissionError
 
-    services.link(s, mykey.id, provider, "12345", 1)
+    services.link(s, mykey.id, s.get(Provider, provider_id), "12345", 1)
     with pytest.raises(PermissionError):
-        services.lookup_at(s, KEY_A, provider.id, before=refuse)
+        looked_up(KEY_A, provider_id, before=refuse)
     assert counts.flush(s) == 0 and rows(s) == []
+    # A link the session holds unwritten is found (written first), and terms changed
+    # since the link was accepted say so.
+    other = make_provider()
+    s.add(
+        ServiceLink(mykey_id=mykey.id, provider_id=other.id, customer_number="777",
+                    accepted_terms_version=other.terms_version - 1)
+    )  # fmt: skip
+    _, result = services.lookup_at(s, KEY_A, other.id)
+    assert result.customer_number == "777" and result.terms_outdated
 
 
 def test_flushes_add_to_the_table_from_many_threads(s: Session, make_provider: Any) -> None:

@@ -1,4 +1,4 @@
-"""`webapp.points.ledger.pg`: the `:name` SQL of `text()` respelt for psycopg, and the hot
+"""`webapp.pgraw`: the `:name` SQL of `text()` respelt for psycopg, and the hot
 path left to Core on any other database."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine
 
-from webapp.points.ledger import pg
+from webapp import pgraw as pg
 
 
 @pytest.mark.parametrize(

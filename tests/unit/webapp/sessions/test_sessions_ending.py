@@ -51,7 +51,8 @@ def test_a_cookie_saved_before_sign_out_opens_nothing_afterwards(site: Site, wor
         assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
         json = client.get("/admin/staff", headers={"Accept": "application/json"})
         assert json.status_code == 401
-    assert ended_keys(site, 1)[-1] == services.key_of(saved)
+    # (the sign-in's rotation ended the anonymous session first; the bus may deliver late)
+    assert services.key_of(saved) in ended_keys(site, 2)
 
 
 def test_sign_out_keeps_the_language_under_a_new_token(site: Site) -> None:

@@ -1,6 +1,10 @@
 """The lane: a few connections of an engine kept in autocommit for the ledger's one-call
-transfers (webapp.points.pg_functions), with their prepared statements, out of the
-pool's way.
+transfers (webapp.points.pg_functions) and a counter tap's lookup (webapp.identity
+.services.lookup_at), with their prepared statements, out of the pool's way.
+
+(A pooled connection cannot keep a prepared statement: psycopg forgets its prepared
+statements at every ROLLBACK, and every read-only request ends with one, so the same
+read is planned again at each request.)
 
 A transfer that is one function call needs nothing from SQLAlchemy: no Session, no
 Connection, no pool checkout and check-in with their events and reset, no switch into
@@ -17,7 +21,7 @@ When every lane connection is busy (more threads or greenlets calling at once th
 `SIZE`), `take` says None and the caller uses the pool the ordinary way (grant_pg and
 spend_pg then run the same call on a pooled connection switched into autocommit).
 
-Errors are raised as Core raises them (webapp.points.ledger.pg.Raw): a lost connection is
+Errors are raised as Core raises them (webapp.pgraw.Raw): a lost connection is
 an OperationalError with `connection_invalidated` set, the connection is dropped from the
 lane and the pool's older connections are invalidated (a restarted server dropped them
 all); any other error leaves the connection in the lane (the call was its own
@@ -41,8 +45,8 @@ from psycopg import Connection as PgConnection
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import Pool
 
-from ... import db
-from . import pg
+from . import db
+from . import pgraw as pg
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,114 @@
+"""A counter tap's lookup on PostgreSQL (webapp.identity.services.lookup_at): with the
+provider read by the tap, the binding and link are one prepared statement on a lane
+connection (webapp.pglane), and the answers are the ones the session path gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from tests.support.postgres import server_engine
+from webapp import create_app, db, pglane
+from webapp.identity import counts
+from webapp.identity import services as identity
+from webapp.identity.errors import NoLink, NotRegistered
+from webapp.identity.models import Verification
+from webapp.providers.models import Provider
+from webapp.scaled import scratch_database
+
+NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+
+
+@pytest.fixture
+def app() -> Iterator[Flask]:
+    with server_engine():
+        pass  # skips (fails under CI) without PostgreSQL
+    with scratch_database() as url:
+        app = create_app({"TESTING": True, "DATABASE_URL": url})
+        db.create_all(app)
+        yield app
+        counts.flush(app.extensions["db_engine"])  # the taps' tallies, before the drop
+        app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def provider_id(app: Flask) -> int:
+    """A library where KEY's MyKey ID holds number 12345 (library-verified, terms v1);
+    OTHER_KEY has a MyKey ID and no link there."""
+    with app.app_context(), db.new_session() as s:
+        provider = Provider(code="JP-LANE", kind="library", name_ja="レーン図書館")
+        s.add(provider)
+        s.commit()
+        mykey, _ = identity.open_or_create(s, KEY, NOT_AFTER)
+        identity.link(s, mykey.id, provider, "12345", 1, Verification.LIBRARY)
+        identity.open_or_create(s, OTHER_KEY, NOT_AFTER)
+        s.commit()
+        return provider.id
+
+
+def _session_statements(app: Flask) -> tuple[list[str], Any]:
+    seen: list[str] = []
+
+    def listen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", listen)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", listen)
+
+
+def test_a_tap_reads_its_link_on_the_lane_with_the_session_s_answers(
+    app: Flask, provider_id: int
+) -> None:
+    with app.app_context(), db.new_session() as s:
+        held = s.get(Provider, provider_id)  # the tap's read (counter.push)
+        lane = pglane.lane(app.extensions["db_engine"])
+        assert lane is not None
+        seen, stop = _session_statements(app)
+        try:
+            for _ in range(3):  # prepared at the first, reused after
+                found, result = identity.lookup_at(s, KEY, provider_id)
+        finally:
+            stop()
+        assert found is held
+        assert result.customer_number == "12345" and result.verified
+        assert result.verification == Verification.LIBRARY and not result.terms_outdated
+        assert seen == []  # nothing on the session's connection: the lane answered
+        assert lane.idle and all(raw.prepared for raw in lane.idle)
+        with pytest.raises(NoLink):
+            identity.lookup_at(s, OTHER_KEY, provider_id)
+        with pytest.raises(NotRegistered):
+            identity.lookup_at(s, b"\xff" * 32, provider_id)
+        # The same answers on the session's own connection (a session holding changes).
+        held.terms_version = 2  # (not written: a change the session holds)
+        _, on_session = identity.lookup_at(s, KEY, provider_id)
+        assert on_session.customer_number == "12345" and on_session.terms_outdated
+        s.rollback()
+
+
+def test_with_every_lane_connection_busy_the_session_answers(app: Flask, provider_id: int) -> None:
+    lane = pglane.lane(app.extensions["db_engine"])
+    assert lane is not None
+    taken = []
+    while (raw := lane.get()) is not None:
+        taken.append(raw)
+    try:
+        with app.app_context(), db.new_session() as s:
+            s.get(Provider, provider_id)
+            seen, stop = _session_statements(app)
+            try:
+                _, result = identity.lookup_at(s, KEY, provider_id)
+            finally:
+                stop()
+            assert result.customer_number == "12345"
+            assert len(seen) == 1 and "card_bindings" in seen[0]
+    finally:
+        for raw in taken:
+            lane.put(raw, True)
