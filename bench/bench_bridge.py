@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import signal
 import socket
 import statistics
@@ -112,7 +113,7 @@ def bench_roundtrip(runs: int) -> None:
                 deadline = time.monotonic() + 30
                 while True:
                     status = platform.wait_ready(terminal)
-                    if any(r.get("epoch") for r in status["readers"]):
+                    if any(r.card is not None for r in status.readers):
                         break
                     if time.monotonic() > deadline:
                         raise TimeoutError("the bridge never saw the card")
@@ -220,14 +221,17 @@ def _rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _worker_pid(master: int) -> int:
+def _worker_pid(master: int, log: Path) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except FileNotFoundError:  # gunicorn exited
+            break
         if children:
             return int(children[0])
         time.sleep(0.1)
-    raise TimeoutError("gunicorn started no worker")
+    raise TimeoutError(f"gunicorn started no worker:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def _lookups(port: int, ids: list[str], count: int) -> tuple[list[float], int]:
@@ -265,6 +269,9 @@ def bench_connected(count: int) -> None:
             # more than the per-address cap meant for real clients (socket_limits.py).
             ICHIMAI_BRIDGE_PREAUTH_PER_ADDRESS="1000",
             ICHIMAI_BRIDGE_PREAUTH_TOTAL="1000",
+            # gunicorn.conf.py (read from the checkout) refuses to start without these.
+            ICHIMAI_SECRET_KEY=secrets.token_hex(32),
+            ICHIMAI_CARD_KEY_SECRET=secrets.token_hex(32),
         )
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         with open(tmp / "gunicorn.log", "wb") as log:
@@ -293,7 +300,7 @@ def bench_connected(count: int) -> None:
             )
         swarm = None
         try:
-            worker = _worker_pid(server.pid)
+            worker = _worker_pid(server.pid, tmp / "gunicorn.log")
             _wait_http(port)
             base_kb = _rss_kb(worker)
             swarm = subprocess.Popen(

@@ -1,11 +1,12 @@
 """How fast `flask points compact` rewrites old payments on PostgreSQL, and how long its
 longest batch (one transaction, its row locks) lasts:
 
-    .venv/bin/python -m bench.bench_compact [--spends 5000] [--pg-url URL]
+    .venv/bin/python -m bench.compact_run [--spends 5000] [--pg-url URL]
 
 Writes N one-point spends of 200 citizens at two merchants in a schema of its own, moves
 the clock past the window, compacts, re-runs (a day later: nothing to do), and runs the
-privacy scan and the invariants. Prints one JSON line. Not part of `make bench`.
+privacy scan and the invariants. Prints one JSON line (details, not a bench line: its name
+is not bench_*.py, so `make bench` does not run it).
 """
 
 from __future__ import annotations
