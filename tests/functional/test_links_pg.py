@@ -15,13 +15,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.support.postgres import server_engine
-from webapp import create_app, db
+from tests.support.postgres import scratch_app
+from webapp import db
 from webapp.identity import services as identity
 from webapp.identity.errors import IdentityError
 from webapp.identity.models import ServiceLink, Verification
 from webapp.providers.models import Provider
-from webapp.scaled import scratch_database
 
 CITIZENS = 12
 NUMBER = "20240099"
@@ -29,13 +28,8 @@ NUMBER = "20240099"
 
 @pytest.fixture
 def app() -> Iterator[Flask]:
-    with server_engine():
-        pass  # skips (fails under CI) without PostgreSQL
-    with scratch_database() as url:
-        app = create_app({"TESTING": True, "DATABASE_URL": url})
-        db.create_all(app)
+    with scratch_app() as app:
         yield app
-        app.extensions["db_engine"].dispose()
 
 
 def run_at_once(jobs: list[object]) -> list[object]:

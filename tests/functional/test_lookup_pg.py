@@ -12,14 +12,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
-from tests.support.postgres import server_engine
-from webapp import create_app, db, pglane
-from webapp.identity import counts
+from tests.support.postgres import scratch_app
+from webapp import db, pglane
 from webapp.identity import services as identity
 from webapp.identity.errors import NoLink, NotRegistered
 from webapp.identity.models import Verification
 from webapp.providers.models import Provider
-from webapp.scaled import scratch_database
 
 NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -28,14 +26,8 @@ OTHER_KEY = bytes(range(1, 33))
 
 @pytest.fixture
 def app() -> Iterator[Flask]:
-    with server_engine():
-        pass  # skips (fails under CI) without PostgreSQL
-    with scratch_database() as url:
-        app = create_app({"TESTING": True, "DATABASE_URL": url})
-        db.create_all(app)
+    with scratch_app() as app:
         yield app
-        counts.flush(app.extensions["db_engine"])  # the taps' tallies, before the drop
-        app.extensions["db_engine"].dispose()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The PostgreSQL server the functional tests use: its URL, an engine that skips (or,
-under CI, fails) when the server does not answer, and ending a backend from outside."""
+under CI, fails) when the server does not answer, an app on a scratch database of its
+own, and ending a backend from outside."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 
 PG_URL = os.environ.get("ICHIMAI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -34,6 +36,26 @@ def server_engine(**options: Any) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def scratch_app() -> Iterator[Flask]:
+    """A test app on a scratch database of its own with the tables made; its lookup
+    counts written and its engine disposed before the database is dropped."""
+    from webapp import create_app, db
+    from webapp.identity import counts
+    from webapp.scaled import scratch_database
+
+    with server_engine():
+        pass  # skips (fails under CI) without PostgreSQL
+    with scratch_database() as url:
+        app = create_app({"TESTING": True, "DATABASE_URL": url})
+        db.create_all(app)
+        try:
+            yield app
+        finally:
+            counts.flush(app.extensions["db_engine"])
+            app.extensions["db_engine"].dispose()
 
 
 def terminate(server: Engine, pid: int) -> None:
