@@ -43,6 +43,7 @@ from typing import Any
 import psycopg
 from psycopg import Connection as PgConnection
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
 from . import db
@@ -162,7 +163,7 @@ class Lane:
         try:
             yield raw
             ok = True
-        except psycopg.Error:
+        except (psycopg.Error, DBAPIError):  # the call was its own transaction
             ok = True
             raise
         finally:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from sqlalchemy import Engine, bindparam, delete, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -469,19 +469,13 @@ def _tap_binding_link(s: Session, key: bytes, provider_id: int) -> _Found | None
     lane = None
     if isinstance(bind, Engine) and not (s.new or s.dirty or s.deleted):
         lane = pglane.lane(bind)
-    raw = None if lane is None else lane.get()
-    if lane is None or raw is None:
+    if lane is None:
         return _binding_link(s, key, provider_id)
-    ok = False
-    try:
-        row = raw.row(_BINDING_LINK_PG, (provider_id, key))
-        ok = True
-    except DBAPIError:
-        ok = True  # the call was its own transaction; a lost connection left the lane
-        raise
-    finally:
-        lane.put(raw, ok)
-    return None if row is None else _Found(*row)
+    with lane.take() as raw:
+        if raw is not None:
+            row = raw.row(_BINDING_LINK_PG, (provider_id, key))
+            return None if row is None else _Found(*row)
+    return _binding_link(s, key, provider_id)  # every lane connection busy
 
 
 def _looked_up(
