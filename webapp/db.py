@@ -46,10 +46,11 @@ def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
 
 
 def _ping_if_idle(engine: Engine) -> Any:
-    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         since = record.info.pop(_IDLE_SINCE, None)
         # Known dead (psycopg saw the socket close): replace it without a round trip.
         if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+            _lost(engine, proxy)
             raise exc.DisconnectionError("connection closed")
         if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
             return  # new, or back from a request moments ago
@@ -57,9 +58,18 @@ def _ping_if_idle(engine: Engine) -> Any:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another one.
+            _lost(engine, proxy)
             raise exc.DisconnectionError("ping failed") from error
 
     return checkout
+
+
+def _lost(engine: Engine, proxy: Any) -> None:
+    """A connection found dead at checkout: the server most likely dropped every
+    connection this one's age or older (a restart), so they are replaced at their next
+    checkout without a ping, as SQLAlchemy does when a statement meets a disconnect (and
+    the lane's, webapp.pglane, before their next call)."""
+    engine.pool._invalidate(proxy, None, _checkin=False)
 
 
 def _name_connection(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:

@@ -60,12 +60,13 @@ class LaneRaw(pg.Raw):
     """A lane connection: a pg.Raw whose calls are prepared statements, and whose loss
     drops it from the lane."""
 
-    __slots__ = ("fairy", "lane", "since")
+    __slots__ = ("fairy", "lane", "opened", "since")
 
     def __init__(self, lane: Lane, fairy: Any, dbapi: PgConnection[Any]) -> None:
         super().__init__(None, dbapi)
         self.lane = lane
         self.fairy = fairy
+        self.opened = time.time()  # the pool's clock: compared with its invalidation time
         self.since = time.monotonic()  # idle since
         self.prepared = {}
 
@@ -121,13 +122,16 @@ class Lane:
     def get(self) -> LaneRaw | None:
         """A lane connection for one call (give it back with `put`), or None when all
         are busy. One that sat idle `db.IDLE_PING_SECONDS` or more is pinged first, as
-        the pool does (webapp.db.make_engine): a dead one is replaced, not handed out."""
+        the pool does (webapp.db.make_engine): a dead one is replaced, not handed out.
+        One older than the pool's last invalidation (any connection of this process
+        found lost: a restarted server dropped them all) is replaced without a ping, as
+        the pool replaces its own at checkout."""
         while True:
             try:
                 raw = self.idle.pop()
             except IndexError:
                 return self._open()
-            if not (raw.dbapi.closed or raw.dbapi.broken):
+            if not (raw.dbapi.closed or raw.dbapi.broken) and raw.opened >= self._invalidated():
                 if time.monotonic() - raw.since < db.IDLE_PING_SECONDS:
                     return raw
                 try:
@@ -138,6 +142,11 @@ class Lane:
                     return raw
             raw.fairy.invalidate()
             self.lent -= 1
+
+    def _invalidated(self) -> float:
+        """When the pool last marked its older connections dead (SQLAlchemy's own record,
+        which its checkout compares with each connection's start; 0 when never)."""
+        return float(getattr(self.pool, "_invalidate_time", 0.0))
 
     def put(self, raw: LaneRaw, ok: bool) -> None:
         """Give back `raw` after a call (`ok`: it returned or raised a database error)."""

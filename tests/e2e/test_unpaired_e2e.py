@@ -119,3 +119,37 @@ def test_at_home_a_revoked_bridge_offers_a_new_code(
     assert page.locator("#pairing-code").count() == 0  # the used code is not offered again
     assert page.get_by_role("button", name="新しいコードでやり直す").count() == 1
     shoot_and_audit(page, SHOTS / "home-bridge-revoked.png", "home, bridge revoked")
+
+
+def test_at_home_a_moment_s_outage_while_the_code_is_shown_does_not_strand_the_page(
+    platform: LivePlatform,
+    page: Any,
+    bridges: list[BridgeThread],
+    demo_jlis: DemoJLIS,
+    tmp_path: Path,
+) -> None:
+    """The platform answers 503 for a moment (a service restarting) while home.js polls:
+    the page asks again and, once paired, becomes the kiosk flow. (Reloading on the 503
+    drew the error page, which polls nothing: the page stayed there for good.)"""
+    from bridge.pairing import pair
+
+    page.goto(f"{platform.url}/home/")
+    page.get_by_role("button", name="自分のカードリーダーを使う").click()
+    code = page.locator("#pairing-code").inner_text().strip()
+    refused: list[str] = []
+
+    def restarting(route: Any) -> None:
+        if len(refused) < 2:  # the outage: the status poll and the page alike
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body='{"error": {}}')
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/home/(status)?(\?.*)?$"), restarting)
+    page.wait_for_function("() => true")  # the routes are in place before the pairing
+    identity = pair(platform.url, code, tmp_path / "home-bridge")
+    bridges.append(run_bridge(platform, identity, make_card(demo_jlis, tmp_path / "card.json")))
+    page.wait_for_function(
+        "() => document.getElementById('kiosk')?.dataset.mode === 'home'", timeout=WAIT_MS
+    )
+    assert len(refused) == 2 and all(url.endswith("/home/status") for url in refused)

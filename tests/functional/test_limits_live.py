@@ -174,11 +174,14 @@ def test_pairing_survives_hundreds_of_wrong_codes_from_many_addresses(
     """500 wrong codes from 50 addresses (each within its own budget) do not stop pairing
     for everyone: a new address with a good code still pairs."""
     addresses = [f"2001:db8:{n}::1" for n in range(50)]  # 50 networks (/64 each)
-    for round_ in range(10):  # 25 at once: a PostgreSQL of 100 connections is the test's bound
-        for first in range(0, 50, 25):
-            sends = [pair(scaled, WRONG_CODE, a) for a in addresses[first : first + 25]]
+    # 10 at once: the parallel checks are the test above's; here the sum is what counts. (25
+    # at once met "too many clients" from a PostgreSQL of 100 connections shared with the
+    # rest of the suite's live stacks: a 503, a chance failure in CI.)
+    for round_ in range(10):
+        for first in range(0, 50, 10):
+            sends = [pair(scaled, WRONG_CODE, a) for a in addresses[first : first + 10]]
             statuses = together(sends)
-            assert statuses[403] == 25, (round_, statuses)
+            assert statuses[403] == 10, (round_, statuses)
     code = scaled.pairing_code(scaled.terminal("Counter after the storm"))
     assert pair(scaled, code, "198.51.100.77")(None) == 201
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, exc
 
-from tests.support.postgres import scratch_app
+from tests.support.postgres import scratch_app, server_engine, terminate
 from webapp import db, pglane
 from webapp.identity import services as identity
 from webapp.identity.errors import NoLink, NotRegistered
@@ -104,3 +104,66 @@ def test_with_every_lane_connection_busy_the_session_answers(app: Flask, provide
     finally:
         for raw in taken:
             lane.put(raw, True)
+
+
+def test_after_a_server_restart_one_lost_connection_replaces_the_lane_s_older_ones(
+    app: Flask, provider_id: int
+) -> None:
+    """A restart drops every connection, but each sat idle for less than
+    IDLE_PING_SECONDS, so none is pinged: the first statement that meets a dead one fails
+    (and the pool marks its older connections dead); the tap's lookup after it opens a
+    fresh lane connection instead of failing on its own dead one (a counter tap's "try
+    again" after every database restart, once per worker: a CI failure)."""
+    engine = app.extensions["db_engine"]
+    with app.app_context(), db.new_session() as s:
+        held = s.get(Provider, provider_id)  # the tap's read (kept: a weak identity map)
+        identity.lookup_at(s, KEY, provider_id)  # a lane connection, idle now
+        lane = pglane.lane(engine)
+        assert lane is not None and len(lane.idle) == 1
+        old = lane.idle[0].dbapi
+        pooled = s.connection().connection.dbapi_connection
+        s.rollback()  # back to the pool, idle moments ago
+    with server_engine() as admin:  # the restart, as the backends see it
+        for pid in (old.info.backend_pid, pooled.info.backend_pid):
+            terminate(admin, pid)
+    with app.app_context(), db.new_session() as s:
+        with pytest.raises(exc.OperationalError) as lost:
+            s.get(Provider, provider_id)  # the pooled one: not pinged, fails
+        assert lost.value.connection_invalidated
+        s.rollback()
+        held = s.get(Provider, provider_id)  # a new pooled connection
+        _, result = identity.lookup_at(s, KEY, provider_id)  # and a new lane connection
+    assert result.customer_number == "12345" and held is not None
+    assert old.closed and lane.idle and lane.idle[0].dbapi is not old
+
+
+def test_a_failed_ping_replaces_the_lane_s_older_connections_too(
+    app: Flask, provider_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same after a longer pause: the pooled connection's ping fails at checkout (the
+    request is served on a new one) and the lane's connection of that age is replaced,
+    not used for the tap's lookup."""
+    engine = app.extensions["db_engine"]
+    with app.app_context(), db.new_session() as s:
+        held = s.get(Provider, provider_id)  # the tap's read (kept: a weak identity map)
+        identity.lookup_at(s, KEY, provider_id)
+        lane = pglane.lane(engine)
+        assert lane is not None
+        old = lane.idle[0].dbapi
+        pooled = s.connection().connection.dbapi_connection
+        s.rollback()
+    with server_engine() as admin:
+        for pid in (old.info.backend_pid, pooled.info.backend_pid):
+            terminate(admin, pid)
+    pinged: list[Any] = []
+    real_ping = engine.dialect.do_ping
+    # A long pause: the pool pings, and the lane would ping its own connection too, had
+    # the pool's invalidation not replaced it first.
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: (pinged.append(c), real_ping(c)))
+    with app.app_context(), db.new_session() as s:
+        held = s.get(Provider, provider_id)  # the ping fails; served on a new connection
+        _, result = identity.lookup_at(s, KEY, provider_id)
+    assert result.customer_number == "12345" and held is not None
+    assert pinged == [pooled]  # the lane's old connection was replaced, not pinged
+    assert old.closed

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from .. import db
 from ..bus import get_bus
@@ -141,7 +142,7 @@ class CounterPush:
             else:
                 ctx = FlowContext(s, terminal, "", self.app.config, link, time.time())
                 try:
-                    event = self._answer(ctx, reader, epoch)
+                    event = self._answered(ctx, reader, epoch)
                 except Exception as exc:
                     if service_of(exc) is None:
                         raise
@@ -154,6 +155,21 @@ class CounterPush:
                 store.put(f"n:{terminal_id}:{epoch}", event, RESULT_TTL)
             get_bus(self.app).publish(events_channel(terminal_id), event)
         return True
+
+    def _answered(self, ctx: FlowContext, reader: str | None, epoch: int) -> dict[str, Any]:
+        """`_answer`, once more on fresh connections when a connection the database server
+        had dropped (a restart) failed it: nothing was committed on a lost connection, and
+        the engine replaces every connection as old as that one (webapp.db, webapp.pglane),
+        so the librarian sees the number, not "try again", at the first tap after a
+        restart. A second loss is the server still gone: raised, and said on the tab."""
+        try:
+            return self._answer(ctx, reader, epoch)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("counter lookup: a dropped database connection; looking up once more")
+            ctx.s.rollback()
+            return self._answer(ctx, reader, epoch)
 
     def _answer(self, ctx: FlowContext, reader: str | None, epoch: int) -> dict[str, Any]:
         """The lookup through the one state machine; the event the tabs receive."""
