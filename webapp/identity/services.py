@@ -172,6 +172,35 @@ def _link_for(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None
     return s.scalar(stmt)
 
 
+# The MyKey ID and its link at a provider, one read (a link's hot path; built once).
+_OWN_LINK = (
+    select(MyKeyID.id, ServiceLink)
+    .outerjoin(
+        ServiceLink,
+        (ServiceLink.mykey_id == MyKeyID.id)
+        & (ServiceLink.provider_id == bindparam("provider_id")),
+    )
+    .where(MyKeyID.id == bindparam("mykey_id"))
+)
+
+# The other citizens' unverified claims on a number (dropped when it is verified).
+_OTHER_CLAIMS = delete(ServiceLink).where(
+    ServiceLink.provider_id == bindparam("provider_id"),
+    ServiceLink.customer_number == bindparam("number"),
+    ServiceLink.mykey_id != bindparam("mykey_id"),
+    ServiceLink.verification == Verification.UNVERIFIED,
+)
+
+
+def _own_link(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None:
+    """The MyKey ID's link at the provider (None: no link), or NotRegistered when there
+    is no such MyKey ID: one read for the two."""
+    row = s.execute(_OWN_LINK, {"provider_id": provider_id, "mykey_id": mykey_id}).first()
+    if row is None:
+        raise NotRegistered()
+    return row[1]
+
+
 def _verified_holder(s: Session, provider_id: int, number: str) -> ServiceLink | None:
     """The link that holds `number` verified at the provider, if any."""
     stmt = select(ServiceLink).where(
@@ -201,13 +230,12 @@ def link(
     """
     if verification not in Verification.ALL:
         raise ValueError(f"unknown verification {verification!r}")
-    get(s, mykey_id)
+    own = _own_link(s, mykey_id, provider.id)
     _check_terms(provider, accepted_terms_version)
     try:
         number = validate(customer_number, provider.number_rule)
     except NumberFormatError as exc:
         raise NumberInvalid(exc) from exc
-    own = _link_for(s, mykey_id, provider.id)
     if own is not None:
         upgrade = verification in Verification.VERIFIED and not own.verified
         if upgrade and own.customer_number == number:
@@ -243,13 +271,12 @@ def check_link(
     """What `link` would refuse before anyone is asked (terms, the number's rule, a link
     of this citizen to another number or already verified); the normalized number.
     Writes nothing, and says nothing about other citizens' links."""
-    get(s, mykey_id)
+    own = _own_link(s, mykey_id, provider.id)
     _check_terms(provider, accepted_terms_version)
     try:
         number = validate(customer_number, provider.number_rule)
     except NumberFormatError as exc:
         raise NumberInvalid(exc) from exc
-    own = _link_for(s, mykey_id, provider.id)
     if own is not None and (own.customer_number != number or own.verified):
         raise AlreadyLinked()
     return number
@@ -290,12 +317,12 @@ def _verify(s: Session, row: ServiceLink, verification: str, now: datetime | Non
         s.flush()
         # The other claims on the number go: the number is proven to be this citizen's.
         s.execute(
-            delete(ServiceLink).where(
-                ServiceLink.provider_id == row.provider_id,
-                ServiceLink.customer_number == row.customer_number,
-                ServiceLink.mykey_id != row.mykey_id,
-                ServiceLink.verification == Verification.UNVERIFIED,
-            )
+            _OTHER_CLAIMS,
+            {
+                "provider_id": row.provider_id,
+                "number": row.customer_number,
+                "mykey_id": row.mykey_id,
+            },
         )
         s.commit()
     except IntegrityError:

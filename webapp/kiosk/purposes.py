@@ -402,8 +402,7 @@ class KioskPurpose(BasePurpose):
         if not isinstance(pending, dict) or not isinstance(sealed, dict):
             raise PurposeError("library_password_start_again")
         data = {k: v for k, v in data.items() if k != "sip2"}
-        provider = ctx.s.get(Provider, pending["provider_id"])
-        row = sip2.settings_of(ctx.s, pending["provider_id"])
+        provider, row = sip2.provider_with_settings(ctx.s, pending["provider_id"])
         if provider is None or row is None or row.bridge_id != pending["bridge_id"]:
             raise PurposeError("library_password_start_again")
         check = PasswordCheck(pending["number"], sealed, pending["command_id"], ctx.terminal.id)

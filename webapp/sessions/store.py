@@ -36,7 +36,7 @@ from typing import Any
 from flask import Flask, Request, Response, request
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import CallbackDict
@@ -163,6 +163,16 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         return services.key_of(self.token)
 
 
+_ROW = select(
+    WebSession.kind,
+    WebSession.data,
+    WebSession.last_seen_at,
+    WebSession.expires_at,
+    WebSession.idle_seconds,
+    WebSession.ends_at,
+).where(WebSession.key == bindparam("key"))
+
+
 class DatabaseSessionInterface(SessionInterface):
     """Sessions in the `web_sessions` table; `clock` is injectable for tests."""
 
@@ -182,20 +192,23 @@ class DatabaseSessionInterface(SessionInterface):
             return ServerSession(had_cookie=True)
         key = services.key_of(token)
         now = self.clock()
-        with self._db(app) as s:
-            row = s.get(WebSession, key)
-            if row is None:
-                return ServerSession(had_cookie=True)
-            loaded = LoadedRow(
-                key, row.kind, row.data, row.last_seen_at, row.expires_at, row.idle_seconds
-            )
-            try:
-                data = load(row.data)
-            except ValueError:
-                data = None
-            if data is None or row.ends_at <= now:
+        # One read by primary key on a pooled connection, plain columns (every request
+        # with a session pays it: no ORM session, no entity).
+        engine: Engine = app.extensions["db_engine"]
+        with engine.connect() as connection:
+            row = connection.execute(_ROW, {"key": key}).first()
+        if row is None:
+            return ServerSession(had_cookie=True)
+        kind, text, last_seen_at, expires_at, idle_seconds, ends_at = row
+        try:
+            data = load(text)
+        except ValueError:
+            data = None
+        if data is None or ends_at <= now:
+            with self._db(app) as s:
                 services.end_sessions(s, get_bus(app), [key])
-                return ServerSession(had_cookie=True)
+            return ServerSession(had_cookie=True)
+        loaded = LoadedRow(key, kind, text, last_seen_at, expires_at, idle_seconds)
         return ServerSession(data, token=token, row=loaded, had_cookie=True)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge import seal
@@ -80,6 +80,21 @@ class Connector:
 def settings_of(s: Session, provider_id: int) -> LibrarySip2 | None:
     """The library's SIP2 settings, or None (staff verify its links at the counter)."""
     return s.get(LibrarySip2, provider_id)
+
+
+_PROVIDER_WITH_SETTINGS = (
+    select(Provider, LibrarySip2)
+    .outerjoin(LibrarySip2, LibrarySip2.provider_id == Provider.id)
+    .where(Provider.id == bindparam("provider_id"))
+)
+
+
+def provider_with_settings(
+    s: Session, provider_id: int
+) -> tuple[Provider | None, LibrarySip2 | None]:
+    """The provider and its SIP2 settings (either None when missing), in one read."""
+    row = s.execute(_PROVIDER_WITH_SETTINGS, {"provider_id": provider_id}).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def has_sip2(s: Session, provider_id: int) -> bool:

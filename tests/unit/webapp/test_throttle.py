@@ -7,11 +7,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from limits.storage import memory as limits_memory
+from limits.strategies import MovingWindowRateLimiter
 
 from bridge import seal
 from bridge.pairing import auth_public_b64u
@@ -20,6 +23,7 @@ from webapp.terminals.testing import build_app
 from webapp.throttle import (
     AttemptLimiter,
     Budget,
+    SweptMemoryStorage,
     client_key,
     key_prefix,
     limiter_from_settings,
@@ -146,3 +150,33 @@ def test_a_bad_limit_setting_names_itself() -> None:
     with pytest.raises(ValueError, match="PAIR_LIMIT_PER_IP"):
         setting({"PAIR_LIMIT_PER_IP": "ten a minute"}, "PAIR_LIMIT_PER_IP", "10 per minute")
     assert setting({}, "X_LIMIT", "3 per hour") == "3 per hour"
+
+
+def test_memory_hits_start_no_thread_and_windows_still_run_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """limits' memory storage started a timer thread for nearly every hit (to sweep every
+    key): here no hit starts one, the sweep runs inline every SWEEP_SECONDS, and what it
+    frees is only the memory of windows that ran out."""
+    now = [1000.0]  # the storage's wall clock (limits reads time.time) and its sweep clock
+    monkeypatch.setattr(limits_memory, "time", SimpleNamespace(time=lambda: now[0]))
+    storage = SweptMemoryStorage(clock=lambda: now[0])
+    assert hasattr(storage, "_MemoryStorage__schedule_expiry")  # the hook MemoryStorage calls
+    assert hasattr(storage, "_MemoryStorage__expire_events")
+    limiter = AttemptLimiter(clock=lambda: now[0])
+    limiter.storage = storage
+    limiter._windows = MovingWindowRateLimiter(storage)
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda t: (started.append(t), real_start(t)))
+    short = Budget.of("2 per 1 second", "t", "sweep")
+    assert limiter.take(short) == 0 and limiter.take(short) == 0
+    assert limiter.take(short) > 0  # the window holds
+    assert started == []
+    assert storage.events.get(short.storage_key)
+    now[0] += 1.5  # the window runs out
+    assert limiter.take(short) == 0  # room again without any sweep
+    now[0] += SweptMemoryStorage.SWEEP_SECONDS
+    limiter.take(Budget.of("2 per 1 second", "t", "other"))  # this hit sweeps
+    assert not storage.events.get(short.storage_key)  # the ran-out window is freed
+    assert started == []
