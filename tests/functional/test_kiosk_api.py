@@ -60,6 +60,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+def card_epoch(kiosk: Kiosk) -> int | None:
+    """The epoch of the card on the kiosk's reader as the platform sees it (None: none)."""
+    status = kiosk.platform.remote(kiosk.terminal_id).status()
+    cards = [reader.card for reader in status.readers if reader.card is not None]
+    return cards[0].epoch if cards else None
+
+
 @pytest.fixture
 def clock(kiosk: Kiosk) -> Iterator[FakeClock]:
     """The flow service's clock, settable (idle timeouts without sleeping)."""
@@ -148,9 +155,12 @@ def test_wrong_pin_brings_a_fresh_prompt_and_the_last_try_needs_a_re_tap(
     assert retap.get_json()["error"]["final"] and retap.get_json()["error"]["tries_left"] == 1
     assert error_code(client.post("/flow/pin/begin")) == "pin_retap"
     assert error_code(begin(client, "kiosk")) == "pin_retap"  # same card, not re-tapped
+    tapped = card_epoch(kiosk)
     reader.remove()
     reader.insert()
-    kiosk.platform.wait_ready(kiosk.terminal_id)
+    # The re-tap has reached the platform (an event from the bridge: the status asked
+    # at once, as this worker holds the bridge, may still show the card of before).
+    wait_for(lambda: card_epoch(kiosk) not in (None, tapped))
     last = begin(client, "kiosk").get_json()["pin"]
     assert last["tries_left"] == 1 and last["last_try"]
     unconfirmed = complete(client, last)

@@ -183,12 +183,17 @@ _OWN_LINK = (
     .where(MyKeyID.id == bindparam("mykey_id"))
 )
 
-# The other citizens' unverified claims on a number (dropped when it is verified).
-_OTHER_CLAIMS = delete(ServiceLink).where(
-    ServiceLink.provider_id == bindparam("provider_id"),
-    ServiceLink.customer_number == bindparam("number"),
-    ServiceLink.mykey_id != bindparam("mykey_id"),
-    ServiceLink.verification == Verification.UNVERIFIED,
+# The other citizens' unverified claims on a number (dropped when it is verified). Other
+# citizens' rows: none is in the session, so the ORM need not look for them there.
+_OTHER_CLAIMS = (
+    delete(ServiceLink)
+    .where(
+        ServiceLink.provider_id == bindparam("provider_id"),
+        ServiceLink.customer_number == bindparam("number"),
+        ServiceLink.mykey_id != bindparam("mykey_id"),
+        ServiceLink.verification == Verification.UNVERIFIED,
+    )
+    .execution_options(synchronize_session=False)
 )
 
 
