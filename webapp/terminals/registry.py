@@ -26,8 +26,7 @@ import socket
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from flask import Flask
@@ -90,26 +89,6 @@ def workers_alive(bus: Bus, worker_ids: Iterable[str | None]) -> set[str]:
     for thread in threads:
         thread.join(ALIVE_TIMEOUT + 1.0)
     return found
-
-
-# Each bus's registry in this process: a request for a terminal whose bridge this process
-# holds is answered by the holding connection at once (`local_handler`), not sent round
-# the bus to come back here.
-_REGISTRIES: weakref.WeakKeyDictionary[Any, BridgeRegistry] = weakref.WeakKeyDictionary()
-
-
-def local_handler(bus: Any, terminal_id: int) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-    """The request handler of the terminal's bridge connection when this process holds
-    it on `bus`'s registry (None: ask the bus). The same handler the bus would run on
-    this worker, with the same messages: what is saved is the bus's two JSON passes and
-    two thread hand-offs each way (webapp.terminals.remote._ask)."""
-    registry = _REGISTRIES.get(bus)
-    if registry is None:
-        return None
-    conn = registry._by_terminal.get(terminal_id)
-    if conn is None or conn.closed:
-        return None
-    return conn.handle_request
 
 
 def command_channel(terminal_id: int) -> str:
@@ -360,7 +339,6 @@ class BridgeRegistry:
         # The flusher starts with the first bridge: a worker (or a test app) that never
         # holds one runs no thread for it.
         self._flusher: threading.Thread | None = None
-        _REGISTRIES[bus] = self
 
     def __len__(self) -> int:
         return len(self._by_bridge)
@@ -553,8 +531,6 @@ class BridgeRegistry:
 
     def close(self) -> None:
         """Close every connection and stop the flusher."""
-        if _REGISTRIES.get(self.bus) is self:
-            del _REGISTRIES[self.bus]
         self._stop.set()
         self._wake.set()
         self._control.unsubscribe()

@@ -26,7 +26,6 @@ passwords, and gets projections (bridge.sip2_wire) or a `Sip2Failed` with the co
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,9 +48,7 @@ from ..bus import Bus, BusClosed, BusError, BusTimeout, NoServer
 from ..ops import metrics
 from .interfaces import SealedOutcome
 from .messages import CommandReply, CommandRequest, StatusReply, StatusRequest
-from .registry import command_channel, local_handler
-
-log = logging.getLogger(__name__)
+from .registry import command_channel
 
 # Extra time the requester waits beyond the command's own timeout, so that the worker
 # holding the socket answers TIMEOUT itself rather than the bus timing out blind.
@@ -86,15 +83,6 @@ def error_from_frame(frame: wire.Error) -> CardError:
 
 
 def _ask(bus: Bus, terminal_id: int, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-    local = local_handler(bus, terminal_id)
-    if local is not None:
-        # This process holds the bridge: its connection answers here, as it would
-        # answer the bus (a command waits at most its own timeout, shorter than ours).
-        try:
-            return local(message)
-        except Exception as exc:
-            log.exception("a bridge request failed in this worker")
-            raise TransportError(f"bridge request failed: {exc}", code=Code.TRANSPORT) from None
     started = time.perf_counter()
     try:
         answer = bus.request(command_channel(terminal_id), message, timeout)
