@@ -48,8 +48,12 @@ _SW1_WRONG_LE = 0x6C
 # Bound on GET RESPONSE rounds: 64 x 256 bytes covers any JPKI answer many times over.
 _MAX_GET_RESPONSE = 64
 # How long a failed transfer waits for the reader to report the card gone (pcscd polls
-# vpcd's presence every 400 ms; a CCID reader reports at once).
-REMOVAL_NOTICE_S = 0.6
+# vpcd's presence every 400 ms; a CCID reader reports at once). Generous: taking a gone
+# card for present resets it, and vpcd then stalls the reader for good (`_drop`). At
+# 0.6 s a loaded machine's pcscd noticed too late: a pull mid-read hung the command and
+# the removal was never reported (CI failures of the PC/SC pull tests). The wait ends as
+# soon as the removal is seen, so only a card truly still present waits it out.
+REMOVAL_NOTICE_S = 2.0
 
 
 def _error(hresult: int, doing: str, *, gone: Code = Code.NO_CARD) -> TransportError:
