@@ -143,6 +143,9 @@ class Sip2Connection:
             raise Sip2Failure(Sip2Code.CONNECT_TIMEOUT, "no connection in time") from None
         except OSError as exc:
             raise Sip2Failure(Sip2Code.UNREACHABLE, _describe(exc)) from None
+        # Each request is one whole frame, answered before the next: never hold it back
+        # waiting for an ACK (Nagle).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not c.tls:
             sock.settimeout(c.reply_timeout)
             return sock

@@ -17,6 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from bridge import wire
 from bridge.vcard.cardfile import CardFile, card_data_from_issued
 from bridge.vcard.jlis import DemoJLIS
 from tests.fixtures.cardflow import Kiosk, kiosk
@@ -28,7 +29,7 @@ from webapp.demo_data import DemoProviders, ensure_providers
 from webapp.identity.models import ServiceLink
 from webapp.library_demo import PATRONS, DemoLibrary
 from webapp.sip2.demo import connect_demo_library
-from webapp.terminals import remote
+from webapp.terminals import registry
 from webapp.terminals import services as terminal_services
 from webapp.terminals.models import TerminalKind
 from webapp.terminals.testing import BridgeThread
@@ -232,14 +233,15 @@ def test_the_library_password_appears_nowhere_on_the_platform(
     library: Library, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Logs (every logger, debug), the database, and every message between the platform
-    and the worker holding the bridge: what goes on the bus, and what the holding worker
-    answers itself when it is the one asking (registry.local_handler: the same messages,
-    which would be on the bus from any other worker)."""
+    and the bridge: what goes on the bus, and every frame the worker holding the bridge
+    sends it or reads from it (a worker holding the bridge runs its own commands on the
+    connection without the bus: registry.local_connection)."""
     caplog.set_level(logging.DEBUG)
     bus = library.kiosk.platform.bus
     seen: list[str] = []
     real_request = bus.request
-    real_ask = remote._ask
+    real_send = registry.BridgeConnection.send
+    real_on_frame = registry.BridgeConnection.on_frame
 
     def recording(channel: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         reply = real_request(channel, message, timeout)
@@ -247,15 +249,18 @@ def test_the_library_password_appears_nowhere_on_the_platform(
         seen.append(json.dumps(reply, ensure_ascii=False))
         return reply
 
-    def asking(b: Any, terminal_id: int, message: dict[str, Any], timeout: float) -> Any:
-        reply = real_ask(b, terminal_id, message, timeout)
-        seen.append(json.dumps(message, ensure_ascii=False))
-        seen.append(json.dumps(reply, ensure_ascii=False))
-        return reply
+    def sending(conn: registry.BridgeConnection, frame: wire.Frame) -> bool:
+        seen.append(wire.encode(frame))
+        return real_send(conn, frame)
+
+    def reading(conn: registry.BridgeConnection, frame: wire.Frame) -> None:
+        seen.append(wire.encode(frame))
+        real_on_frame(conn, frame)
 
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(bus, "request", recording)
-        patched.setattr(remote, "_ask", asking)
+        patched.setattr(registry.BridgeConnection, "send", sending)
+        patched.setattr(registry.BridgeConnection, "on_frame", reading)
         client = library.citizen()
         assert verify(client, library, JAPANESE.number, JAPANESE.password).status_code == 200
         wrong = verify(library.citizen(), library, VALID.number, "wrong-パスワード-123")

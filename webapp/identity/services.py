@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import NamedTuple
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -197,6 +197,12 @@ _OTHER_CLAIMS = (
 )
 
 
+# A new link, written verified: one INSERT of the table (the unit of work's bookkeeping
+# for one new row was most of a verified link's time in the ORM).
+_LINKS = ServiceLink.__table__
+_NEW_LINK = insert(_LINKS).returning(_LINKS.c.id)
+
+
 def _own_link(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None:
     """The MyKey ID's link at the provider (None: no link), or NotRegistered when there
     is no such MyKey ID: one read for the two."""
@@ -317,9 +323,24 @@ def _verify(s: Session, row: ServiceLink, verification: str, now: datetime | Non
     one can win), then the other claims on the number go."""
     row.verification = verification
     row.verified_at = _now(now)
-    s.add(row)
     try:
-        s.flush()
+        if row.id is None:
+            # New: inserted as it is, and handed back as the caller built it (not in the
+            # session: nothing later in the request writes it again).
+            row.id = s.execute(
+                _NEW_LINK,
+                {
+                    "mykey_id": row.mykey_id,
+                    "provider_id": row.provider_id,
+                    "customer_number": row.customer_number,
+                    "accepted_terms_version": row.accepted_terms_version,
+                    "verification": row.verification,
+                    "verified_at": row.verified_at,
+                },
+            ).scalar_one()
+        else:
+            s.add(row)
+            s.flush()
         # The other claims on the number go: the number is proven to be this citizen's.
         s.execute(
             _OTHER_CLAIMS,

@@ -132,8 +132,13 @@ def request_from_bus(message: dict[str, Any]) -> CommandRequest | StatusRequest:
     frame = _frame(message.get("command"))
     if not isinstance(frame, wire.COMMANDS):
         raise wire.RemoteProtocolError("a command request carries a command frame")
-    timeout = _number(message.get("timeout"), default=10.0)
-    return CommandRequest(frame, max(0.1, min(timeout, MAX_COMMAND_TIMEOUT)))
+    return CommandRequest(frame, command_timeout(_number(message.get("timeout"), default=10.0)))
+
+
+def command_timeout(seconds: float) -> float:
+    """How long the worker holding a bridge waits for a command's answer: as asked,
+    within 0.1 s and MAX_COMMAND_TIMEOUT."""
+    return max(0.1, min(seconds, MAX_COMMAND_TIMEOUT))
 
 
 def _frame(text: Any) -> wire.Frame:

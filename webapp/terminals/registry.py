@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -89,6 +90,26 @@ def workers_alive(bus: Bus, worker_ids: Iterable[str | None]) -> set[str]:
     for thread in threads:
         thread.join(ALIVE_TIMEOUT + 1.0)
     return found
+
+
+# Each bus's registry in this process: a command or status for a terminal whose bridge
+# this process holds is answered by the holding connection at once (`local_connection`),
+# not sent round the bus to come back here.
+_REGISTRIES: weakref.WeakKeyDictionary[Any, BridgeRegistry] = weakref.WeakKeyDictionary()
+
+
+def local_connection(bus: Any, terminal_id: int) -> BridgeConnection | None:
+    """The terminal's bridge connection when this process holds it on `bus`'s registry
+    (None: ask the bus). The asker calls it as the bus handler would on this worker
+    (`BridgeConnection.call`, `.status`): what is saved is the bus message's JSON passes
+    each way and the bus's thread hand-offs (webapp.terminals.remote)."""
+    registry = _REGISTRIES.get(bus)
+    if registry is None:
+        return None
+    conn = registry._by_terminal.get(terminal_id)
+    if conn is None or conn.closed:
+        return None
+    return conn
 
 
 def command_channel(terminal_id: int) -> str:
@@ -339,6 +360,7 @@ class BridgeRegistry:
         # The flusher starts with the first bridge: a worker (or a test app) that never
         # holds one runs no thread for it.
         self._flusher: threading.Thread | None = None
+        _REGISTRIES[bus] = self
 
     def __len__(self) -> int:
         return len(self._by_bridge)
@@ -531,6 +553,8 @@ class BridgeRegistry:
 
     def close(self) -> None:
         """Close every connection and stop the flusher."""
+        if _REGISTRIES.get(self.bus) is self:
+            del _REGISTRIES[self.bus]
         self._stop.set()
         self._wake.set()
         self._control.unsubscribe()

@@ -26,6 +26,7 @@ passwords, and gets projections (bridge.sip2_wire) or a `Sip2Failed` with the co
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,8 +48,18 @@ from bridge.transport import Batch, Step
 from ..bus import Bus, BusClosed, BusError, BusTimeout, NoServer
 from ..ops import metrics
 from .interfaces import SealedOutcome
-from .messages import CommandReply, CommandRequest, StatusReply, StatusRequest
-from .registry import command_channel
+from .messages import (
+    Answer,
+    Command,
+    CommandReply,
+    CommandRequest,
+    StatusReply,
+    StatusRequest,
+    command_timeout,
+)
+from .registry import command_channel, local_connection
+
+log = logging.getLogger(__name__)
 
 # Extra time the requester waits beyond the command's own timeout, so that the worker
 # holding the socket answers TIMEOUT itself rather than the bus timing out blind.
@@ -99,8 +110,31 @@ def _ask(bus: Bus, terminal_id: int, message: dict[str, Any], timeout: float) ->
         raise TransportError(f"bus failure: {exc}", code=Code.TRANSPORT) from None
 
 
+def _command(bus: Bus, terminal_id: int, frame: Command, timeout: float) -> Answer:
+    """Run a command frame on the terminal's bridge: the answer frame (a wire Error for
+    what the bridge or the holding worker refused; TransportError when the bus fails,
+    wire.ProtocolError for a malformed answer).
+
+    When this process holds the bridge, its connection runs the command here, as the
+    bus handler would on this worker (`BridgeConnection.handle_request`), without the
+    bus message's JSON passes or the bus's thread hand-offs: the frame goes to the bridge
+    encoded and validated all the same (`BridgeConnection.send`)."""
+    conn = local_connection(bus, terminal_id)
+    if conn is not None:
+        try:
+            return conn.call(frame, command_timeout(timeout))
+        except Exception as exc:
+            log.exception("a bridge command failed in this worker")
+            raise TransportError(f"bridge request failed: {exc}", code=Code.TRANSPORT) from None
+    message = CommandRequest(frame, timeout).to_bus()
+    return CommandReply.from_bus(_ask(bus, terminal_id, message, timeout + BUS_GRACE)).frame
+
+
 def bridge_status(bus: Bus, terminal_id: int, timeout: float = 3.0) -> StatusReply:
     """The terminal's bridge, as the worker holding it sees it (BRIDGE_OFFLINE if none)."""
+    conn = local_connection(bus, terminal_id)
+    if conn is not None:
+        return conn.status()  # held here: what the bus handler would answer
     reply = _ask(bus, terminal_id, StatusRequest().to_bus(), timeout)
     try:
         return StatusReply.from_bus(reply)
@@ -130,10 +164,8 @@ class RemoteTransport:
         self.last_try_armed: bool | None = None
 
     def _run(self, frame: wire.BatchCommand | wire.VerifyCommand | wire.TypeCommand) -> wire.Result:
-        request = CommandRequest(frame, self.timeout)
-        reply = _ask(self.bus, self.terminal_id, request.to_bus(), self.timeout + BUS_GRACE)
         try:
-            answer = CommandReply.from_bus(reply).frame
+            answer = _command(self.bus, self.terminal_id, frame, self.timeout)
         except wire.ProtocolError as exc:
             raise TransportError(f"malformed answer: {exc}", code=Code.TRANSPORT) from None
         if isinstance(answer, wire.Error):
@@ -235,13 +267,10 @@ class RemoteSip2:
         self.timeout = timeout
 
     def _run(self, frame: wire.Sip2ConfigureCommand | wire.Sip2Command) -> Projection:
-        request = CommandRequest(frame, self.timeout)
         try:
-            reply = _ask(self.bus, self.terminal_id, request.to_bus(), self.timeout + BUS_GRACE)
+            answer = _command(self.bus, self.terminal_id, frame, self.timeout)
         except TransportError as exc:
             raise Sip2Failed(str(exc), code=exc.code, wire_code=exc.code.value) from None
-        try:
-            answer = CommandReply.from_bus(reply).frame
         except wire.ProtocolError as exc:
             raise Sip2Failed(
                 f"malformed answer: {exc}", code=Code.TRANSPORT, wire_code="transport"
