@@ -16,6 +16,13 @@ Never replays: a command belongs to the connection it came on. If that connectio
 drops while the command runs, its result is thrown away and the command is not run
 again after reconnecting (the platform has already answered its caller with an
 error). The session also refuses a command id it has seen before.
+
+A card put on a reader between two connections is told on the next one, right after
+its snapshot, as the CardInserted it was (if that card is still on the reader and was
+put there within `MISSED_TAP_S`): the snapshot alone would show the card, but the
+platform answers taps, not snapshots, and a citizen who tapped during a platform worker's
+restart would wait at the counter for nothing. Only insertions: a command is never
+replayed, nor a removal (the snapshot shows it).
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ REFUSED_CAP = 30.0
 # Past this many attempts the range is at the cap anyway (and 2**attempt must not
 # overflow a float: a platform unreachable for hours would otherwise end the bridge).
 _MAX_DOUBLINGS = 32
+
+# A card put on a reader while the connection was down is told on the next connection
+# when it was put there at most this long before (a tap during a worker's restart, not a
+# card left on the reader for an hour).
+MISSED_TAP_S = 60.0
 
 # The platform's error codes that mean this bridge's pairing is no good.
 AUTH_CODES = frozenset({"unauthorized", "revoked"})
@@ -176,6 +188,8 @@ class BridgeClient:
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._workers = _Workers("bridge-command")
         self._events_lock = threading.Lock()
+        # Per reader, the card inserted while no connection was up, and when (monotonic).
+        self._missed: dict[str, tuple[wire.CardInserted, float]] = {}
         session.emit = self._emit
 
     # -- lifetime --------------------------------------------------------------------
@@ -239,7 +253,10 @@ class BridgeClient:
                 # Events wait for the snapshot, so none is sent before it.
                 self._conn = conn
                 self.connections += 1
-                conn.send(self.session.snapshot())
+                snapshot = self.session.snapshot()
+                conn.send(snapshot)
+                for frame in self._missed_taps(snapshot):
+                    conn.send(frame)
             self.connected.set()
             log.info("connected to %s as %s", self.origin, self.identity.bridge_id)
             self._serve(conn, welcome.ping_interval)
@@ -326,8 +343,26 @@ class BridgeClient:
     def _emit(self, frame: wire.Frame) -> None:
         with self._events_lock:
             conn = self._conn
-            if conn is not None:
-                conn.send(frame)
+            if conn is not None and conn.send(frame):
+                return
+            if isinstance(frame, wire.CardInserted) and self.connections:
+                # Between two connections (the first one's snapshot shows what was
+                # there before: a card left on the reader is no tap).
+                self._missed[frame.reader] = (frame, time.monotonic())
+            elif isinstance(frame, wire.CardRemoved | wire.ReaderRemoved):
+                self._missed.pop(frame.reader, None)
+
+    def _missed_taps(self, snapshot: wire.Snapshot) -> list[wire.CardInserted]:
+        """The insertions made while no connection was up whose card the snapshot still
+        shows, recent enough to be a tap someone waits for (under the events lock)."""
+        missed, self._missed = self._missed, {}
+        now = time.monotonic()
+        present = {r.name: r.card.epoch for r in snapshot.readers if r.card is not None}
+        return [
+            frame
+            for frame, at in missed.values()
+            if present.get(frame.reader) == frame.epoch and now - at <= MISSED_TAP_S
+        ]
 
 
 class _Workers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from bridge.vcard.card import VirtualCard
 from bridge.vcard.transport import VirtualCardTransport
 from bridge.wire import new_id
 from webapp.terminals.registry import events_channel
-from webapp.terminals.remote import RemoteTransport
+from webapp.terminals.remote import BusTerminalLink, RemoteTransport, Sip2Failed
 from webapp.terminals.testing import BridgeThread, LivePlatform
 
 TEXT_HELPER_AID = bytes.fromhex("D3921000310001010408")
@@ -519,3 +520,84 @@ def test_keepalive(
     assert bridge.client.connections == 1
     view = platform.admin("GET", f"/api/v1/admin/bridges/{bridge.identity.bridge_id}")[1]
     assert view["online"] is True and view["last_seen_at"] is not None
+
+
+# -- a tap between two connections ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def held_down(running: BridgeThread) -> Iterator[None]:
+    """Drop the bridge's connection and keep it down inside the block; it comes back
+    after."""
+    gate = threading.Event()
+    connect = running.client.run_once
+
+    def gated() -> None:
+        gate.wait(15)
+        connect()
+
+    running.client.run_once = gated  # type: ignore[method-assign]
+    running.client.drop()
+    deadline = time.monotonic() + 10
+    while running.client.connected.is_set():
+        assert time.monotonic() < deadline, "the connection did not drop"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        gate.set()
+
+
+def test_a_card_put_down_while_the_connection_is_down_is_a_tap_on_the_next(
+    platform: LivePlatform,
+    identity: BridgeIdentity,
+    sim: SimReader,
+    events: queue.Queue[dict[str, Any]],
+) -> None:
+    """A worker restarting (or the network) drops the connection as a citizen taps: the
+    platform hears the tap after the next connection's snapshot, with its epoch."""
+    with run_bridge(platform, identity, sim, backoff_base=0.05, backoff_cap=0.1) as running:
+        sim.remove()
+        next_event(events, "card_removed")
+        with held_down(running):
+            epoch = sim.insert()
+        assert next_event(events, "snapshot")["readers"][0]["epoch"] == epoch
+        tapped = next_event(events, "card_inserted")
+        assert (tapped["epoch"], tapped["reader"]) == (epoch, sim.name)
+        assert platform.wait_ready(identity.terminal_id).newest_card() is not None
+
+
+def test_a_card_on_and_off_while_the_connection_is_down_is_no_tap(
+    platform: LivePlatform,
+    identity: BridgeIdentity,
+    sim: SimReader,
+    events: queue.Queue[dict[str, Any]],
+) -> None:
+    """Gone before the connection came back: nobody waits for it (the snapshot shows an
+    empty reader). A card left on the reader since before the first connection is no tap
+    either: the first snapshot shows it, as before."""
+    terminal = identity.terminal_id
+    with run_bridge(platform, identity, sim, backoff_base=0.05, backoff_cap=0.1) as running:
+        assert platform.wait_ready(terminal).newest_card() is not None
+        assert "card_inserted" not in _after_a_round_trip(platform, terminal, events)
+        with held_down(running):
+            sim.remove()
+            sim.insert()
+            sim.remove()
+        assert next_event(events, "snapshot")["readers"] == [{"name": sim.name}]
+        assert "card_inserted" not in _after_a_round_trip(platform, terminal, events)
+
+
+def _after_a_round_trip(
+    platform: LivePlatform, terminal: int, q: queue.Queue[dict[str, Any]]
+) -> list[str]:
+    """The kinds of event published before an answer from the bridge came back: a command
+    answered after the snapshot on the same connection, so anything the bridge sent with
+    the snapshot has been published by then."""
+    with pytest.raises(Sip2Failed) as answered:
+        BusTerminalLink(platform.bus).sip2_exchange(terminal, "9900302.00")
+    assert answered.value.wire_code == "sip2_not_configured"  # the bridge itself said so
+    kinds = []
+    while not q.empty():
+        kinds.append(q.get_nowait()["type"])
+    return kinds
