@@ -237,14 +237,18 @@ class BridgeSession:
             self._readers[name] = None
             slot.gone.set()
             self.last_try.card_removed(name, slot.epoch)
-        close = getattr(slot.transport, "close", None)
+        log.info("card removed from %r (epoch %d)", name, slot.epoch)
+        # Told first: closing the transport of a vanished card can wait on a command
+        # still failing on it (PC/SC serializes calls on one context), and the platform
+        # must not keep showing a card that is gone meanwhile.
+        self.emit(wire.CardRemoved(name, slot.epoch))
+        # A transport that can tell a vanished card from a closing one is told so.
+        close = getattr(slot.transport, "vanished", None) or getattr(slot.transport, "close", None)
         if callable(close):
             try:
                 close()
             except Exception:  # a transport of a vanished card may fail to close
                 log.debug("closing the transport of a removed card failed", exc_info=True)
-        log.info("card removed from %r (epoch %d)", name, slot.epoch)
-        self.emit(wire.CardRemoved(name, slot.epoch))
 
     def close(self) -> None:
         """The bridge is stopping: close the library system's connection (SIP2)."""

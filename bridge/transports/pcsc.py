@@ -208,6 +208,12 @@ class PcscTransport:
             self._ctx.release()
             self._ctx = None
 
+    def vanished(self) -> None:
+        """The card left the reader: release the handle and the context, never resetting
+        (nothing is left to reset, and a reset sent while the reader may still count the
+        card as present cannot reach it: vpcd then stalls the reader for good, `_drop`)."""
+        self.close(reset=False)
+
     def transmit(self, batch: Batch) -> list[Response]:
         """Send a batch inside one PC/SC transaction (see `bridge.transport.Transport`)."""
         with self.hold() as send:

@@ -113,3 +113,37 @@ def test_an_atr_change_without_the_reader_going_empty_is_no_retap() -> None:
         third = session.card(reader)
         assert third is not None and session.last_try.armed(reader, third.epoch)
     watcher.stop()
+
+
+def test_the_removal_is_told_before_the_card_s_transport_closes() -> None:
+    """Closing a vanished card's PC/SC handle can wait behind a command still failing on
+    it: the platform hears the card is gone first, not after that wait."""
+    session = BridgeSession("brg_x", generate_device_key())
+    seen: list[str] = []
+    session.emit = lambda frame: seen.append(type(frame).__name__)
+
+    class Transport:
+        def close(self) -> None:
+            seen.append("close")
+
+    session.add_reader("R")
+    session.insert_card("R", ATR, Transport())
+    seen.clear()
+    session.remove_card("R")
+    assert seen == ["CardRemoved", "close"]
+
+
+def test_a_pcsc_card_that_left_is_released_without_a_reset() -> None:
+    """A reset sent to a card the reader may still count as present stalls vpcd's reader
+    for good: the transport of a removed card is let go as it is (SCARD_LEAVE_CARD)."""
+    session = BridgeSession("brg_x", generate_device_key())
+    session.emit = lambda frame: None
+    with mock.patch("bridge.transports.pcsc.scard") as scard:
+        from bridge.transports.pcsc import PcscTransport
+
+        transport = PcscTransport("R")
+        transport._card = 7  # an open handle
+        session.add_reader("R")
+        session.insert_card("R", ATR, transport)
+        session.remove_card("R")
+    scard.SCardDisconnect.assert_called_once_with(7, scard.SCARD_LEAVE_CARD)
