@@ -105,7 +105,7 @@ def test_nobody_serving_is_bridge_offline_at_once(bus: InProcessBus) -> None:
     with pytest.raises(TransportError) as offline:
         RemoteTransport(bus, TERMINAL, timeout=5).transmit([Step(jpki.select_jpki())])
     assert offline.value.code == Code.BRIDGE_OFFLINE
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5  # not its 5 s timeout (a loaded machine is slow)
 
 
 def test_a_silent_worker_is_a_timeout(bus: InProcessBus, monkeypatch: pytest.MonkeyPatch) -> None:
