@@ -172,9 +172,11 @@ def _link_for(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None
     return s.scalar(stmt)
 
 
-# The MyKey ID and its link at a provider, one read (a link's hot path; built once).
+# The MyKey ID and its link's id at a provider, one read on the session's connection
+# (a link's hot path: plain columns, built once; the link itself is loaded only when
+# there is one).
 _OWN_LINK = (
-    select(MyKeyID.id, ServiceLink)
+    select(MyKeyID.id, ServiceLink.id)
     .outerjoin(
         ServiceLink,
         (ServiceLink.mykey_id == MyKeyID.id)
@@ -184,7 +186,8 @@ _OWN_LINK = (
 )
 
 # The other citizens' unverified claims on a number (dropped when it is verified). Other
-# citizens' rows: none is in the session, so the ORM need not look for them there.
+# citizens' rows: none is in the session, so it runs on the session's connection, as
+# Core, without the ORM looking for them there.
 _OTHER_CLAIMS = (
     delete(ServiceLink)
     .where(
@@ -206,10 +209,11 @@ _NEW_LINK = insert(_LINKS).returning(_LINKS.c.id)
 def _own_link(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None:
     """The MyKey ID's link at the provider (None: no link), or NotRegistered when there
     is no such MyKey ID: one read for the two."""
-    row = s.execute(_OWN_LINK, {"provider_id": provider_id, "mykey_id": mykey_id}).first()
+    params = {"provider_id": provider_id, "mykey_id": mykey_id}
+    row = s.connection().execute(_OWN_LINK, params).first()
     if row is None:
         raise NotRegistered()
-    return row[1]
+    return None if row[1] is None else s.get(ServiceLink, row[1])
 
 
 def _verified_holder(s: Session, provider_id: int, number: str) -> ServiceLink | None:
@@ -327,22 +331,26 @@ def _verify(s: Session, row: ServiceLink, verification: str, now: datetime | Non
         if row.id is None:
             # New: inserted as it is, and handed back as the caller built it (not in the
             # session: nothing later in the request writes it again).
-            row.id = s.execute(
-                _NEW_LINK,
-                {
-                    "mykey_id": row.mykey_id,
-                    "provider_id": row.provider_id,
-                    "customer_number": row.customer_number,
-                    "accepted_terms_version": row.accepted_terms_version,
-                    "verification": row.verification,
-                    "verified_at": row.verified_at,
-                },
-            ).scalar_one()
+            row.id = (
+                s.connection()
+                .execute(
+                    _NEW_LINK,
+                    {
+                        "mykey_id": row.mykey_id,
+                        "provider_id": row.provider_id,
+                        "customer_number": row.customer_number,
+                        "accepted_terms_version": row.accepted_terms_version,
+                        "verification": row.verification,
+                        "verified_at": row.verified_at,
+                    },
+                )
+                .scalar_one()
+            )
         else:
             s.add(row)
             s.flush()
         # The other claims on the number go: the number is proven to be this citizen's.
-        s.execute(
+        s.connection().execute(
             _OTHER_CLAIMS,
             {
                 "provider_id": row.provider_id,
