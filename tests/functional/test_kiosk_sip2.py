@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,43 @@ def test_a_tampered_envelope_opens_nowhere(library: Library) -> None:
     no_prepare = library.citizen().post("/flow/do/link_verify", json={"sealed": sealed})
     assert error_code(no_prepare) == "library_password_start_again"
     assert library.links() == []
+
+
+def test_one_sealed_password_is_checked_once_however_often_it_is_sent(
+    library: Library,
+) -> None:
+    """A script sends the same link_verify twice at once, from two tabs of one session,
+    then once more after: the library system is asked once (the command id the password
+    was sealed for runs once, whichever worker holds the bridge), one link is written,
+    and every other try is told to start again."""
+    client = library.citizen()
+    prepared = prepare(client, library, VALID.number)
+    assert prepared.status_code == 200, prepared.get_json()
+    seal = prepared.get_json()["result"]["seal"]
+    body = {
+        "sealed": seal_patron_password(
+            seal["seal_key"], seal["bridge_id"], seal["command_id"], VALID.password
+        )
+    }
+    twin = library.kiosk.platform.app.test_client()
+    for cookie in client._cookies.values():
+        twin.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    asked_before = library.system.commands()["63"]
+    start = threading.Barrier(2)
+
+    def send(tab: FlaskClient) -> Any:
+        start.wait(timeout=10)
+        return tab.post("/flow/do/link_verify", json=body)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(send, (client, twin)))
+    answers.append(twin.post("/flow/do/link_verify", json=body))
+    assert sorted(a.status_code for a in answers)[0] == 200
+    assert [a.status_code for a in answers].count(200) == 1, [a.get_json() for a in answers]
+    refused = [error_code(a) for a in answers if a.status_code != 200]
+    assert refused == ["library_password_start_again"] * 2
+    assert library.system.commands()["63"] - asked_before == 1
+    assert [(n, v) for _, n, v in library.links()] == [(VALID.number, "library")]
 
 
 def test_the_library_password_appears_nowhere_on_the_platform(

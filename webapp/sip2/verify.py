@@ -97,7 +97,9 @@ def check_password(
         throttle.limiter.give_back(*budgets)  # no answer: no guess was checked here
         if exc.wire_code == "sip2_throttled":
             raise PasswordCheckFailed(CheckCode.THROTTLED, 900, wire_code=exc.wire_code) from None
-        if exc.wire_code in ("sip2_seal", "sip2_not_configured"):
+        # "refused": the command id the password was sealed for was used already (the
+        # same sealed password sent twice): the page seals it again for a fresh one.
+        if exc.wire_code in ("sip2_seal", "sip2_not_configured", "refused"):
             raise PasswordCheckFailed(CheckCode.START_AGAIN, wire_code=exc.wire_code) from None
         raise PasswordCheckFailed(CheckCode.UNAVAILABLE, wire_code=exc.wire_code) from None
     if answer.valid_patron is not True:
