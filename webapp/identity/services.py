@@ -208,7 +208,7 @@ _NEW_LINK = insert(_LINKS).returning(_LINKS.c.id)
 
 def _own_link(s: Session, mykey_id: str, provider_id: int) -> ServiceLink | None:
     """The MyKey ID's link at the provider (None: no link), or NotRegistered when there
-    is no such MyKey ID: one read for the two."""
+    is no such MyKey ID: one read for the two (and the link's own load when there is one)."""
     params = {"provider_id": provider_id, "mykey_id": mykey_id}
     row = s.connection().execute(_OWN_LINK, params).first()
     if row is None:
