@@ -233,6 +233,8 @@ def test_the_platform_never_sees_a_library_password(
             assert form not in captured, secret
             for encoding in ("utf-8", "cp932"):
                 assert form.encode(encoding) not in database, secret
-    # Nor anything personal from the replies.
+    # Nor anything personal from the replies, on the wire or in the database.
     for leak in [p.name for p in PATRONS] + ["patron@example.jp", "JPY"]:
         assert leak not in captured and json.dumps(leak)[1:-1] not in captured
+        for encoding in ("utf-8", "cp932"):
+            assert leak.encode(encoding) not in database, leak
